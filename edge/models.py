@@ -1,0 +1,134 @@
+"""One verified ONNX Runtime session per model bundle (numpy + onnxruntime only).
+
+`ModelSession(folder)` loads the bundle through `proto.bundle.load_bundle`
+(schema + sha256), builds the session from the very bytes that were hashed,
+then checks the graph's declared input and output against the manifest with
+ONNX Runtime's own metadata (no `onnx` import at the edge): one float32 input
+named manifest.input_name of shape [batch, grid.channels] with a free batch
+axis, one float32 output named manifest.output_name of shape [batch,
+len(outputs)], and, where the graph carries them, its own maxrf.* metadata
+(kind, grid offset/gain/channels, output names) equal to the manifest's. Any
+disagreement is a BundleError naming the folder and reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from proto.bundle import Bundle, BundleError, Manifest, check_graph_metadata, load_bundle
+
+FLOAT = "tensor(float)"
+
+
+def session_options(threads: int = 2, spinning: bool = False) -> ort.SessionOptions:
+    """CPU options for a box shared with ingest: a fixed small pool, no busy-waiting
+    (spinning threads would steal the cores the receiver needs between batches)."""
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = max(1, int(threads))
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    so.log_severity_level = 3
+    return so
+
+
+def _dim_is_free(d) -> bool:
+    """ORT reports a symbolic or unknown dimension as a str or None."""
+    return d is None or isinstance(d, str)
+
+
+def check_io(session: ort.InferenceSession, manifest: Manifest) -> None:
+    """Raise BundleError (reason only, no folder) if the graph I/O disagrees with the manifest."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1:
+        raise BundleError(f"graph has {len(inputs)} inputs {[i.name for i in inputs]}, needs 1")
+    x = inputs[0]
+    if x.name != manifest.input_name:
+        raise BundleError(f"graph input is {x.name!r}, manifest says {manifest.input_name!r}")
+    if x.type != FLOAT:
+        raise BundleError(f"graph input {x.name!r} is {x.type}, needs {FLOAT}")
+    if len(x.shape) != 2:
+        raise BundleError(f"graph input {x.name!r} has shape {x.shape}, needs [batch, channels]")
+    if not _dim_is_free(x.shape[0]):
+        raise BundleError(f"graph input {x.name!r} has a fixed batch of {x.shape[0]}")
+    if x.shape[1] != manifest.grid.channels:
+        raise BundleError(
+            f"graph input {x.name!r} has {x.shape[1]} channels, manifest grid has "
+            f"{manifest.grid.channels}"
+        )
+    if len(outputs) != 1:
+        raise BundleError(
+            f"graph has {len(outputs)} outputs {[o.name for o in outputs]}, needs 1"
+        )
+    y = outputs[0]
+    if y.name != manifest.output_name:
+        raise BundleError(f"graph output is {y.name!r}, manifest says {manifest.output_name!r}")
+    if y.type != FLOAT:
+        raise BundleError(f"graph output {y.name!r} is {y.type}, needs {FLOAT}")
+    k = len(manifest.outputs)
+    if len(y.shape) != 2 or y.shape[1] != k:
+        raise BundleError(
+            f"graph output {y.name!r} has shape {y.shape}, manifest lists {k} outputs "
+            f"{list(manifest.outputs)} (needs [batch, {k}])"
+        )
+    check_graph_metadata(manifest, session.get_modelmeta().custom_metadata_map)
+
+
+class ModelSession:
+    """A bundle ready to run: `.manifest`, `.run(x (N, D) float32) -> (N, K) float32`."""
+
+    def __init__(self, folder: str | Path, threads: int = 2, spinning: bool = False) -> None:
+        self.bundle: Bundle = load_bundle(folder)
+        self.manifest: Manifest = self.bundle.manifest
+        self.folder = self.bundle.folder
+        try:
+            self._session = ort.InferenceSession(
+                self.bundle.model_bytes, sess_options=session_options(threads, spinning),
+                providers=["CPUExecutionProvider"],
+            )
+        except Exception as e:  # ORT raises its own types for unparsable or invalid graphs
+            raise BundleError(f"{self.folder}: ONNX Runtime cannot load model.onnx ({e})") from e
+        try:
+            check_io(self._session, self.manifest)
+        except BundleError as e:
+            raise BundleError(f"{self.folder}: {e}") from None
+        self.channels = self.manifest.grid.channels
+        self.width = len(self.manifest.outputs)
+        self._in = self.manifest.input_name
+        self._out = [self.manifest.output_name]
+        self._x = np.empty((0, self.channels), dtype=np.float32)  # grown on demand
+
+    @property
+    def kind(self) -> str:
+        return self.manifest.kind
+
+    def _input(self, x: np.ndarray) -> np.ndarray:
+        """x as C-contiguous float32 (N, D), converting into a reused buffer if needed."""
+        x = np.asarray(x)
+        if x.ndim != 2 or x.shape[1] != self.channels:
+            raise ValueError(
+                f"{self.kind} model needs (N, {self.channels}) counts/s, got {x.shape}"
+            )
+        if x.dtype == np.float32 and x.flags.c_contiguous:
+            return x
+        if self._x.shape[0] < x.shape[0]:
+            self._x = np.empty((x.shape[0], self.channels), dtype=np.float32)
+        buf = self._x[: x.shape[0]]
+        np.copyto(buf, x, casting="same_kind")
+        return buf
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(N, D) counts per live second on manifest.grid -> float32 (N, K)."""
+        x = self._input(x)
+        if x.shape[0] == 0:
+            return np.empty((0, self.width), dtype=np.float32)
+        (y,) = self._session.run(self._out, {self._in: x})
+        return y
+
+    def __repr__(self) -> str:
+        m = self.manifest
+        return f"ModelSession({str(self.folder)!r}, kind={m.kind}, outputs={list(m.outputs)})"
