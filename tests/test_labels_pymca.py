@@ -1,0 +1,129 @@
+"""PyMca labels: shipped fit configs, labels stored in a dataset, and the independent
+cross-check of PyMca's fast fit against the simulator's ground truth."""
+
+from functools import cache
+
+import numpy as np
+import pytest
+
+from proto.dataset import open_dataset, write_dataset
+from proto.elements import ELEMENTS
+from proto.energy import EnergyGrid
+from training.labels import CONFIG_DIR, fit_labels, load_config, main, make_config
+
+DWELL_S = 0.1
+TRACE_COUNTS = 50  # mean counts per pixel below which Poisson noise alone caps Pearson r
+
+
+@pytest.mark.parametrize("name", ["m6", "m1"])
+def test_shipped_configs_are_current_and_snip(name):
+    cfg = load_config(CONFIG_DIR / f"{name}.cfg")
+    assert cfg["fit"]["stripalgorithm"] == 1 and cfg["fit"]["stripflag"] == 1
+    for el in ELEMENTS:
+        assert el in cfg["peaks"], f"{el} missing from {name}.cfg"
+    fresh = make_config(name)
+    assert fresh["fit"]["xmin"] == cfg["fit"]["xmin"] and fresh["peaks"] == cfg["peaks"], (
+        "regenerate with: python -m training.labels --write-configs training/configs")
+
+
+def test_fit_window_follows_the_file_calibration():
+    cfg = load_config(CONFIG_DIR / "m6.cfg")
+    lo = cfg["detector"]["zero"] + cfg["detector"]["gain"] * cfg["fit"]["xmin"]
+    other = EnergyGrid(0.0, 0.02, 2048)
+    moved = load_config(CONFIG_DIR / "m6.cfg", other)
+    assert moved["detector"]["zero"] == 0.0 and moved["detector"]["gain"] == 0.02
+    assert other.offset + other.gain * moved["fit"]["xmin"] == pytest.approx(lo, abs=0.02)
+
+
+@cache
+def _scene(side: int, seed: int = 0):
+    """A small M6 scan: each pixel a mixture of painted stacks (the beam spot straddles
+    paints), so truth and expected spectra are the same linear mixtures."""
+    sim = pytest.importorskip("training.sim")
+    from training.pigments import bole, gold_leaf, ground, paint, varnish
+
+    g = ground()
+    stacks = [
+        [paint("white", {"lead_white": 1}), g],
+        [paint("vermilion", {"vermilion": 0.7, "lead_white": 0.3}), g],
+        [paint("azurite", {"azurite": 1}), g],
+        [paint("orpiment", {"orpiment": 1}, thickness_um=20), g],
+        [paint("umber", {"raw_umber": 0.6, "yellow_ochre": 0.4}), g],
+        [gold_leaf(), bole(), g],
+        [paint("smalt", {"smalt": 0.5, "lead_white": 0.5}), g],
+        [paint("malachite", {"malachite": 0.6, "lead_white": 0.4}), g],
+        [varnish(), paint("flesh", {"red_ochre": 0.5, "lead_white": 0.3, "vermilion": 0.2}), g],
+    ]
+    inst = sim.M6_JETSTREAM
+    responses = [sim.stack_response(inst, [layer.to_sim() for layer in s]) for s in stacks]
+    rates = np.stack([r.rates for r in responses])
+    truth = np.array([[r.element_rates[e] for e in ELEMENTS] for r in responses])
+    rng = np.random.default_rng(seed)
+    weights = rng.dirichlet(np.full(len(stacks), 0.3), side * side)
+    acq = sim.acquire(weights @ rates, DWELL_S, rng, inst)
+    return inst, acq, (weights @ truth).reshape(side, side, -1)
+
+
+def test_cli_stores_labels_and_skips_unacquired(tmp_path, capsys):
+    inst, acq, _ = _scene(20)  # shared with the cross-check; its first 9 pixels as 3 x 3
+    acquired = np.ones((3, 3), bool)
+    acquired[2, 2] = False
+    path = write_dataset(tmp_path / "s.h5", acq.counts[:9].reshape(3, 3, -1), inst.grid,
+                         acq.live_time_s[:9].reshape(3, 3), acq.real_time_s[:9].reshape(3, 3),
+                         acquired=acquired)
+    assert main([str(path), str(CONFIG_DIR / "m6.cfg"), "--no-refine"]) == 0
+    assert "Pb" in capsys.readouterr().out
+    with open_dataset(path) as ds:
+        labels = ds.labels
+        assert set(labels) == set(ELEMENTS)
+        assert np.isnan(labels["Pb"][2, 2]) and np.isfinite(labels["Pb"][:2]).all()
+        assert "m6.cfg" in ds.file["labels/element_maps"].attrs["source"]
+        assert "[peaks]" in ds.file["labels"].attrs["config"]
+
+
+@pytest.mark.slow
+def test_pymca_recovers_simulator_truth(tmp_path):
+    """Must-show: PyMca fast fit of a simulated M6 scan at 100 ms dwell recovers the
+    simulator's ground-truth maps with Pearson r >= 0.98 for every element above trace."""
+    side = 20
+    inst, acq, truth = _scene(side)
+    path = write_dataset(tmp_path / "m6.h5", acq.counts.reshape(side, side, -1), inst.grid,
+                         acq.live_time_s.reshape(side, side), acq.real_time_s.reshape(side, side))
+    info: dict = {}
+    maps = fit_labels(path, CONFIG_DIR / "m6.cfg", info=info)
+    live = float(acq.live_time_s.mean())
+    print(f"\nsum-spectrum refinement: {info}")
+    print(f"{'el':>3} {'truth cps':>10} {'fit cps':>10} {'fit/truth':>9} {'r':>7}  status")
+    failures = []
+    for i, el in enumerate(ELEMENTS):
+        t, f = truth[..., i].ravel(), maps[el].ravel()
+        r = float(np.corrcoef(t, f)[0, 1]) if t.std() > 0 else float("nan")
+        trace = t.mean() * live < TRACE_COUNTS
+        print(f"{el:>3} {t.mean():10.1f} {f.mean():10.1f} {f.mean() / t.mean():9.3f} {r:7.4f}"
+              f"  {'trace' if trace else 'checked'}")
+        if not trace and not r >= 0.98:
+            failures.append((el, round(r, 4)))
+    assert info["reduced_chisq"] < 100
+    assert not failures, f"Pearson r < 0.98: {failures}"
+
+
+@pytest.mark.slow
+def test_pymca_recovers_truth_of_named_scene(tmp_path):
+    """The same cross-check on the SCENES helper's held-out M6 panel (tiny, 100 ms dwell)."""
+    scenes = pytest.importorskip("training.scenes")
+    path = scenes.make_scene("m6_ioannis", tmp_path, tiny=True, dwell_s=DWELL_S)
+    maps = fit_labels(path, CONFIG_DIR / "m6.cfg")
+    with open_dataset(path) as ds:
+        truth, live = ds.element_maps, float(ds.live_time_s.mean())
+    print()
+    failures = []
+    for el in ELEMENTS:
+        t, f = truth[el].ravel(), maps[el].ravel()
+        if t.mean() * live < TRACE_COUNTS or t.std() == 0:
+            print(f"{el:>3} trace ({t.mean() * live:.1f} counts/pixel)")
+            continue
+        r = float(np.corrcoef(t, f)[0, 1])
+        print(f"{el:>3} truth {t.mean():9.1f} fit {f.mean():9.1f} counts/s  r {r:.4f}")
+        if not r >= 0.98:
+            failures.append((el, round(r, 4)))
+    assert not failures, f"Pearson r < 0.98: {failures}"
