@@ -1,0 +1,92 @@
+"""The live images of one scan: RGB, element maps, trust, coverage.
+
+Pixels may arrive in any order; a pixel seen again overwrites the old value and
+is counted. Each topic keeps the bounding box of what changed since it was last
+published, so publishing can send a region instead of the whole frame.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TOPICS = ("rgb", "elements", "trust")
+
+
+class Canvas:
+    def __init__(self, height: int, width: int, element_names: tuple[str, ...]) -> None:
+        self.height, self.width = height, width
+        self.element_names = tuple(element_names)
+        self.rgb = np.zeros((height, width, 3), dtype=np.uint8)
+        self.elements = np.zeros((len(element_names), height, width), dtype=np.float32)
+        self.trust = np.zeros((height, width), dtype=np.float32)
+        self.coverage = np.zeros((height, width), dtype=bool)
+        self.filled = 0
+        self.repeated = 0
+        # per-topic dirty box (y0, x0, y1, x1), exclusive ends; None when clean
+        self._dirty: dict[str, tuple[int, int, int, int] | None] = dict.fromkeys(TOPICS)
+
+    def update(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        rgb: np.ndarray | None,
+        elements: np.ndarray | None,
+        trust: np.ndarray | None,
+    ) -> int:
+        """Write N pixels; rgb (N,3) in 0..1, elements (N,E), trust (N,) or (N,1)."""
+        if len(x) == 0:
+            return 0
+        # every write onto a pixel that already holds a value is a repeat (last write wins)
+        flat = y.astype(np.int64) * self.width + x
+        unique = np.unique(flat) if len(flat) > 1 else flat
+        new = int(np.count_nonzero(~self.coverage.reshape(-1)[unique]))
+        repeats = len(flat) - new
+        self.coverage[y, x] = True
+        self.filled += new
+        self.repeated += repeats
+        if rgb is not None:
+            self.rgb[y, x] = to_uint8(rgb)
+        # a model's NaN/inf must not poison a preview (the protocol forbids them)
+        if elements is not None:
+            self.elements[:, y, x] = np.nan_to_num(elements.T, nan=0.0, posinf=0.0, neginf=0.0)
+        if trust is not None:
+            self.trust[y, x] = np.nan_to_num(trust.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
+        box = (int(y.min()), int(x.min()), int(y.max()) + 1, int(x.max()) + 1)
+        for topic in TOPICS:
+            old = self._dirty[topic]
+            self._dirty[topic] = box if old is None else (
+                min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]), max(old[3], box[3])
+            )
+        return repeats
+
+    def take_dirty(self, topic: str) -> tuple[int, int, int, int] | None:
+        """(x0, y0, width, height) changed since the last take, then marked clean."""
+        box = self._dirty[topic]
+        self._dirty[topic] = None
+        if box is None:
+            return None
+        y0, x0, y1, x1 = box
+        return (x0, y0, x1 - x0, y1 - y0)
+
+    def dirty(self, topic: str) -> bool:
+        return self._dirty[topic] is not None
+
+    def region(self, topic: str, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """A view of one topic's data over (x0, y0, w, h), the whole frame when None.
+
+        A view, not a copy: previews are encoded (which copies) before the canvas next
+        changes, and a 1000 x 1000 scan's element maps are 32 MB.
+        """
+        x0, y0, w, h = region or (0, 0, self.width, self.height)
+        if topic == "rgb":
+            return self.rgb[y0:y0 + h, x0:x0 + w]
+        if topic == "elements":
+            return self.elements[:, y0:y0 + h, x0:x0 + w]
+        if topic == "trust":
+            return self.trust[y0:y0 + h, x0:x0 + w]
+        raise KeyError(topic)
+
+
+def to_uint8(rgb: np.ndarray) -> np.ndarray:
+    """sRGB in 0..1 (model output) -> uint8, clipped, NaN as black."""
+    return np.clip(np.rint(np.nan_to_num(rgb, nan=0.0) * 255.0), 0, 255).astype(np.uint8)

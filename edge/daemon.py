@@ -1,0 +1,465 @@
+"""The edge daemon's main loop: PULL -> validate -> record -> infer -> canvas -> PUB.
+
+One thread, micro-batches: each turn drains whatever spectra have arrived (up to
+`max_batch` pixels, waiting at most `max_wait_ms` for more), records them, runs
+every model once on the whole batch and updates the canvases. At slow dwell a
+batch is one pixel (low latency); at fast dwell it fills up (high throughput).
+ONNX Runtime, numpy and h5py release the GIL, so a second thread would buy
+little on two cores and cost ordering guarantees.
+
+Nothing a client sends can stop the loop: every message is handled inside a
+guard that turns any failure into a counted, reported rejection.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import signal
+import time
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from edge.config import Config
+from edge.inference import describe, load_models
+from edge.publisher import Publisher
+from edge.recorder import Recorder
+from edge.scan import Rejected, ScanState, check_start, scan_fields
+from edge.status import Stats
+from proto import wire
+from proto.bundle import BundleError
+from proto.dataset import open_dataset
+
+log = logging.getLogger("edge.daemon")
+
+
+class Daemon:
+    def __init__(self, cfg: Config) -> None:
+        self.cfg = cfg
+        self.ctx = zmq.Context.instance()
+        self.pull = self.ctx.socket(zmq.PULL)
+        self.pull.setsockopt(zmq.RCVHWM, cfg.rcvhwm)
+        self.pull.setsockopt(zmq.LINGER, 0)
+        self.pull.bind(cfg.ingest)
+        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub.setsockopt(zmq.SNDHWM, cfg.sndhwm)
+        self.pub.setsockopt(zmq.LINGER, 0)
+        self.pub.bind(cfg.previews)
+        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router.setsockopt(zmq.LINGER, 0)
+        self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.router.bind(cfg.snapshot)
+        self.publisher = Publisher(self.pub, cfg.rate_hz, cfg.full_every_s)
+        self.stats = Stats()
+        self.recordings = Path(cfg.recordings)
+        self.sessions: dict = {}
+        self.small_sessions: dict = {}
+        self.models_error = ""
+        self.last_reload = ""
+        self.reload_pending = False
+        self._next_models: str | None = None  # a control message may name another folder
+        self.scan: ScanState | None = None
+        self.finished: ScanState | None = None  # last closed scan, still served to snapshots
+        self.refused_id: str | None = None
+        self.seq = 0  # state sequence: +1 per canvas change, carried by every preview
+        self.stopping = False
+        self._pending: list[tuple[float, object]] = []
+        self._pending_pixels = 0
+        self.load_models(initial=True)
+        if cfg.record:
+            self.resume_open_scan()
+
+    # ---- models -------------------------------------------------------------------------
+    def load_models(self, initial: bool = False) -> None:
+        folder = self._next_models or self.cfg.models
+        self._next_models = None
+        try:
+            sessions = load_models(folder, threads=self.cfg.threads)
+            small = load_models(folder, threads=1) if self.cfg.threads > 1 else sessions
+        except (BundleError, OSError, ValueError) as e:
+            self.last_reload = f"refused: {e}"
+            if initial:
+                self.models_error = str(e)
+            log.warning("models not loaded, keeping the old ones: %s", e)
+            return
+        except Exception as e:  # ORT refusing a graph is as much a bad bundle as a bad hash
+            self.last_reload = f"refused: {type(e).__name__}: {e}"
+            log.warning("models not loaded, keeping the old ones: %s", e)
+            return
+        self.sessions, self.small_sessions, self.models_error = sessions, small, ""
+        self.cfg.models = str(folder)
+        self.last_reload = f"ok {time.strftime('%H:%M:%S')}: {sorted(sessions)} from {folder}"
+        log.info("models loaded: %s", describe(sessions))
+
+    def request_reload(self) -> None:
+        self.reload_pending = True
+        if self.scan is None:
+            self.reload_pending = False
+            self.load_models()
+
+    # ---- scans --------------------------------------------------------------------------
+    def resume_open_scan(self) -> None:
+        """Reopen the recording of a scan a killed daemon left open, and rebuild its canvas."""
+        sidecars = Recorder.open_scans(self.recordings)
+        if not sidecars:
+            return
+        newest = max(sidecars, key=lambda p: p.stat().st_mtime)
+        for sidecar in sidecars:
+            if sidecar is newest:
+                continue
+            try:
+                Recorder.resume(sidecar, self.cfg.flush_every_s).close("abort")
+            except Exception as e:
+                log.warning("%s: could not close an older open scan: %s", sidecar, e)
+        try:
+            info = json.loads(newest.read_text())
+            start = wire.ScanStart(**info["scan"])
+            grid, reason = check_start(start, self.sessions)
+            if grid is None:
+                raise RuntimeError(f"models cannot serve it: {reason}")
+            dtype = np.dtype(start.counts_dtype).name
+            state = ScanState.open(start, grid, self.sessions, self.cfg.max_batch, None, dtype,
+                                   small=self.small_sessions)
+            # rebuild the canvas from the file first, then reopen it for writing
+            self._replay_recording(state, newest.parent / info["path"])
+            state.recorder = Recorder.resume(
+                newest, self.cfg.flush_every_s, self.cfg.flush_pixels)
+            self.scan = state
+            log.info("resumed scan %s from %s", start.scan_id, state.recorder.path)
+        except Exception as e:
+            log.error("%s: could not resume: %s", newest, e)
+            self.stats.last_error = f"resume failed: {e}"
+
+    def _replay_recording(self, state: ScanState, path: Path) -> None:
+        with open_dataset(path) as ds:
+            acquired, live_all = np.asarray(ds.acquired), ds.live_time_s
+            rows = max(1, 4096 // max(1, ds.shape[1]))
+            for y0 in range(0, ds.shape[0], rows):
+                got = acquired[y0:y0 + rows]
+                if not got.any():
+                    continue
+                yy, xx = np.nonzero(got)
+                block = np.asarray(ds.counts[y0:y0 + rows])
+                counts = block[yy, xx]
+                live = live_all[y0:y0 + rows][yy, xx]
+                out = state.engine.run(counts, live)
+                state.canvas.update(
+                    xx, yy + y0, out.get("rgb"), out.get("elements"), out.get("trust")
+                )
+        self.stats.accepted += state.canvas.filled
+        self.seq += 1
+
+    def on_scan_start(self, msg) -> None:
+        if self.scan is not None and self.scan.scan_id == msg.scan_id:
+            return  # re-announced (e.g. the scanner reconnects after a daemon restart)
+        if self.scan is not None:
+            log.warning("scan %s abandoned: %s starts", self.scan.scan_id, msg.scan_id)
+            self.close_scan("abort")
+        grid, reason = check_start(msg, self.sessions)
+        if grid is None:
+            if self.models_error and not self.sessions:
+                reason = f"{reason} ({self.models_error})"
+            self.refused_id = msg.scan_id
+            self.stats.refused_scans[msg.scan_id] = reason
+            self.stats.reject("scan_refused", 0, f"{msg.scan_id}: {reason}")
+            log.warning("scan %s refused: %s", msg.scan_id, reason)
+            return
+        dtype = np.dtype(msg.counts_dtype).name
+        recorder = None
+        if self.cfg.record:
+            recorder = Recorder.create(
+                self.recordings, msg.scan_id, msg.height, msg.width, grid, dtype,
+                dict(getattr(msg, "instrument", {}) or {}), scan_fields(msg),
+                self.cfg.flush_every_s, self.cfg.compression, self.cfg.flush_pixels,
+            )
+        self.scan = ScanState.open(msg, grid, self.sessions, self.cfg.max_batch, recorder, dtype,
+                                   small=self.small_sessions)
+        self.refused_id = None
+        self.seq += 1
+        now = time.monotonic()
+        self.publisher.publish(self.scan.canvas, msg.scan_id, self.seq, now, force=True)
+        self.publish_status(now)
+
+    def on_scan_end(self, msg) -> None:
+        if self.scan is None or msg.scan_id != self.scan.scan_id:
+            raise Rejected("unknown_scan", f"scan_end for {msg.scan_id!r}")
+        if int(msg.pixel_count) != self.scan.canvas.filled:
+            self.stats.last_error = (
+                f"scan {msg.scan_id} ended with pixel_count {msg.pixel_count}, "
+                f"canvas has {self.scan.canvas.filled}"
+            )
+        self.close_scan(str(msg.status))
+
+    def close_scan(self, status: str) -> None:
+        scan, self.scan = self.scan, None
+        if scan is None:
+            return
+        if scan.recorder is not None:
+            try:
+                scan.recorder.close(status)
+            except Exception as e:
+                log.error("closing recording %s: %s", scan.recorder.path, e)
+                self.stats.last_error = f"recording close failed: {e}"
+        self.finished = scan
+        self.seq += 1
+        now = time.monotonic()
+        self.publisher.publish(scan.canvas, scan.scan_id, self.seq, now, force=True)
+        self.publish_status(now, ended=scan.scan_id, end_status=status)
+        if self.reload_pending:
+            self.reload_pending = False
+            self.load_models()
+
+    # ---- spectra ------------------------------------------------------------------------
+    def on_spectra(self, msg, t_recv: float) -> None:
+        n = len(msg.x)
+        if self.scan is None or msg.scan_id != self.scan.scan_id:
+            reason = "refused_scan" if msg.scan_id == self.refused_id else "unknown_scan"
+            raise Rejected(reason, f"spectra for scan {msg.scan_id!r}", n)
+        self.scan.check_spectra(msg)
+        self._pending.append((t_recv, msg))
+        self._pending_pixels += n
+
+    def process_pending(self) -> None:
+        if not self._pending:
+            return
+        batch, self._pending, self._pending_pixels = self._pending, [], 0
+        scan = self.scan
+        if scan is None:
+            return
+        msgs = [m for _, m in batch]
+        if len(msgs) == 1:
+            m = msgs[0]
+            x, y, counts, live, real = m.x, m.y, m.counts, m.live_time_s, m.real_time_s
+        else:
+            x = np.concatenate([m.x for m in msgs])
+            y = np.concatenate([m.y for m in msgs])
+            counts = np.concatenate([m.counts for m in msgs])
+            live = np.concatenate([m.live_time_s for m in msgs])
+            real = np.concatenate([m.real_time_s for m in msgs])
+        x = x.astype(np.intp, copy=False)
+        y = y.astype(np.intp, copy=False)
+        if scan.recorder is not None:  # the scanner's data first: on disk before inference
+            try:
+                scan.recorder.write(x, y, counts, live, real)
+                scan.recorder.tick(time.monotonic())
+            except Exception as e:  # disk full, file gone: say so loudly, keep previewing
+                self.stats.reject("record_error", 0, str(e))
+                log.error("recording failed: %s", e)
+        try:
+            out = scan.engine.run(counts, live)
+        except Exception as e:  # recorded anyway; the preview just misses these pixels
+            self.stats.reject("inference_error", len(x), str(e))
+            log.error("inference failed: %s", e)
+            return
+        repeats = scan.canvas.update(x, y, out.get("rgb"), out.get("elements"), out.get("trust"))
+        self.seq += 1
+        done = time.monotonic()
+        self.stats.accepted += len(x)
+        self.stats.repeated += repeats
+        self.stats.batches += 1
+        self.stats.latencies((done - np.array([t for t, _ in batch])) * 1e3)
+
+    # ---- messages -----------------------------------------------------------------------
+    def handle_ingest(self, frames: list[bytes], t_recv: float) -> None:
+        self.stats.messages += 1
+        try:
+            if len(frames) != 1:
+                raise Rejected("multipart", f"{len(frames)} frames; one msgpack map expected")
+            buf = frames[0]
+            if len(buf) > self.cfg.max_message_bytes:
+                raise Rejected("too_large", f"{len(buf)} bytes > {self.cfg.max_message_bytes}")
+            try:
+                msg = wire.decode(buf, max_bytes=self.cfg.max_message_bytes)
+            except wire.ProtocolError as e:
+                raise Rejected(e.reason, f"{e.path}: {e}") from e
+            if isinstance(msg, wire.Spectra):
+                self.on_spectra(msg, t_recv)
+                return
+            self.process_pending()  # keep order: earlier spectra before a scan boundary
+            if isinstance(msg, wire.ScanStart):
+                self.on_scan_start(msg)
+            elif isinstance(msg, wire.ScanEnd):
+                self.on_scan_end(msg)
+            elif isinstance(msg, wire.Control):
+                self.on_control(msg)
+            else:
+                raise Rejected("unexpected_type", type(msg).__name__)
+        except Rejected as r:
+            self.stats.reject(r.reason, r.pixels, r.detail)
+        except Exception as e:  # never die of a client's mistake
+            log.exception("message handling failed")
+            self.stats.reject("internal_error", 0, f"{type(e).__name__}: {e}")
+
+    def on_control(self, msg) -> dict:
+        command = getattr(msg, "command", None) or getattr(msg, "action", "")
+        if command == "reload_models":
+            if getattr(msg, "models", None):
+                self._next_models = msg.models
+            self.request_reload()
+            return {"ok": True, "pending": self.reload_pending, "models": self.last_reload}
+        raise Rejected("unknown_command", str(command))
+
+    def handle_router(self) -> None:
+        while True:
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                continue
+            ident, envelope, body = frames[0], frames[1:-1], frames[-1]
+            try:
+                msg = wire.decode(body, max_bytes=1 << 20)
+                if isinstance(msg, wire.SnapshotRequest):
+                    self.process_pending()
+                    reply = self.snapshot(tuple(msg.topics))
+                elif isinstance(msg, wire.Control):
+                    try:
+                        result = self.on_control(msg)
+                    except Rejected as r:
+                        self.stats.reject(r.reason, 0, r.detail)
+                        result = {"ok": False, "reason": r.reason}
+                    reply = self.snapshot((), control=result)
+                else:
+                    raise Rejected("unexpected_type", type(msg).__name__)
+                out = wire.encode(reply)
+            except Exception as e:
+                reason = getattr(e, "reason", "malformed")
+                self.stats.reject(reason, 0, f"snapshot request: {e}")
+                out = wire.encode(wire.Error(reason=reason, detail=str(e)[:500]))
+            with contextlib.suppress(zmq.ZMQError):  # the client left: nothing to do
+                self.router.send_multipart([ident, *envelope, out], flags=zmq.NOBLOCK)
+
+    # ---- state out ----------------------------------------------------------------------
+    def status_dict(self) -> dict:
+        scan = self.scan or self.finished
+        d = self.stats.snapshot()
+        d["seq"] = self.seq
+        d["state"] = "scanning" if self.scan else "idle"
+        d["models"] = describe(self.sessions)
+        d["models_error"] = self.models_error
+        d["last_reload"] = self.last_reload
+        d["reload_pending"] = self.reload_pending
+        d["previews_sent"] = self.publisher.sent
+        d["previews_dropped"] = self.publisher.dropped
+        if scan is not None:
+            d["scan"] = {
+                "scan_id": scan.scan_id,
+                "width": scan.canvas.width,
+                "height": scan.canvas.height,
+                "filled": scan.canvas.filled,
+                "repeated": scan.canvas.repeated,
+                "seq_gaps": scan.seq_gaps,
+                "recording": str(scan.recorder.path) if scan.recorder else None,
+                "active": scan is self.scan,
+            }
+        return d
+
+    def status_message(self, **extra):
+        current = self.scan or self.finished
+        d = self.status_dict() | extra
+        counters = {
+            k: int(d[k]) for k in (
+                "accepted", "repeated", "messages", "rejected_total", "rejected_pixels",
+                "queue_depth", "batches", "previews_sent", "previews_dropped",
+            )
+        }
+        if "scan" in d:
+            counters["filled"] = int(d["scan"]["filled"])
+            counters["width"] = int(d["scan"]["width"])
+            counters["height"] = int(d["scan"]["height"])
+        detail = {k: v for k, v in d.items() if k not in counters and k not in (
+            "rejected", "latency_ms", "rate_spectra_s", "mean_rate_spectra_s")}
+        return wire.Status(
+            scan_id=current.scan_id if current else "",
+            seq=self.seq,
+            state=d["state"],
+            counters=counters,
+            rates={"spectra_s": float(d["rate_spectra_s"]),
+                   "mean_spectra_s": float(d["mean_rate_spectra_s"])},
+            latency_ms={k: float(v) for k, v in d["latency_ms"].items()},
+            errors={k: int(v) for k, v in d["rejected"].items()},
+            detail=detail,
+        )
+
+    def publish_status(self, now: float, **extra) -> None:
+        self.publisher.send("status", self.status_message(**extra))
+
+    def snapshot(self, topics: tuple[str, ...], **extra):
+        scan = self.scan or self.finished
+        frames = []
+        if scan is not None:
+            frames = self.publisher.frames(scan.canvas, scan.scan_id, self.seq, topics)
+        return wire.SnapshotReply(
+            scan_id=scan.scan_id if scan else "",
+            seq=self.seq,
+            scan_start=scan.start if scan else None,
+            frames=tuple(frames),
+            status=self.status_message(**extra),
+        )
+
+    # ---- loop ---------------------------------------------------------------------------
+    def run(self) -> None:
+        signal.signal(signal.SIGHUP, lambda *_: setattr(self, "_hup", True))
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stopping", True))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "stopping", True))
+        self._hup = False
+        poller = zmq.Poller()
+        poller.register(self.pull, zmq.POLLIN)
+        poller.register(self.router, zmq.POLLIN)
+        wait_s = self.cfg.max_wait_ms / 1e3
+        log.info("serving: ingest %s, previews %s, snapshot %s",
+                 self.cfg.ingest, self.cfg.previews, self.cfg.snapshot)
+        while not self.stopping:
+            events = dict(poller.poll(50))
+            if self.pull in events:
+                deadline = time.monotonic() + wait_s
+                while self._pending_pixels < self.cfg.max_batch:
+                    try:
+                        frames = self.pull.recv_multipart(zmq.NOBLOCK)
+                    except zmq.Again:
+                        left = deadline - time.monotonic()
+                        if left <= 0 or not self._pending or not self.pull.poll(left * 1e3):
+                            break
+                        continue
+                    self.handle_ingest(frames, time.monotonic())
+                self.stats.queue_depth = self._pending_pixels
+                try:
+                    self.process_pending()
+                except Exception as e:  # never die of one bad batch
+                    log.exception("batch failed")
+                    self.stats.reject("internal_error", 0, f"{type(e).__name__}: {e}")
+            if self.router in events:
+                self.handle_router()
+            now = time.monotonic()
+            self.stats.mark(now)
+            if self._hup:
+                self._hup = False
+                self.request_reload()
+            if self.scan is not None:
+                if self.scan.recorder is not None:
+                    try:
+                        self.scan.recorder.tick(now)
+                    except Exception as e:
+                        self.stats.last_error = f"recording flush failed: {e}"
+                        log.error("flush: %s", e)
+                self.publisher.publish(self.scan.canvas, self.scan.scan_id, self.seq, now)
+            if self.publisher.status_due(now, self.cfg.status_every_s):
+                self.publish_status(now)
+        self.shutdown()
+
+    def shutdown(self) -> None:
+        self.process_pending()
+        if self.scan is not None and self.scan.recorder is not None:
+            # flushed and left open (sidecar kept): a restarted daemon resumes this scan
+            try:
+                self.scan.recorder.flush()
+                self.scan.recorder.writer.close("abort")
+            except Exception as e:
+                log.error("closing recording on shutdown: %s", e)
+        for s in (self.pull, self.pub, self.router):
+            s.close(0)
+

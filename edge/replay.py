@@ -1,0 +1,171 @@
+"""`edge replay FILE`: a scanner emulator streaming a dataset file to the daemon.
+
+Pixels go out in raster or serpentine order, `pixels_per_message` per spectra
+message, paced at the file's (or a given) dwell time or as fast as allowed.
+The PUSH socket blocks when the daemon's queue is full (high-water marks on
+both sides), so replay slows down rather than lose a pixel: back-pressure.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import zmq
+
+from proto import wire
+from proto.dataset import open_dataset
+
+
+@dataclass
+class ReplayResult:
+    scan_id: str
+    pixels: int
+    messages: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.pixels / self.seconds if self.seconds > 0 else float("inf")
+
+
+def pixel_order(height: int, width: int, order: str) -> Iterator[tuple[int, np.ndarray]]:
+    """(row, x positions in scan order) per row."""
+    forward = np.arange(width)
+    for y in range(height):
+        yield y, forward[::-1] if order == "serpentine" and y % 2 else forward
+
+
+def _positive(value, fallback: float) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return fallback
+    return v if np.isfinite(v) and v > 0 else fallback
+
+
+def scan_start_for(ds, scan_id: str, order: str) -> wire.ScanStart:
+    """The scan_start a scanner would have sent for this file (its own dwell and optics)."""
+    h, w, c = ds.shape
+    scan = ds.scan or {}
+    grid = ds.grid
+    live = ds.live_time_s
+    mean_live = float(live[live > 0].mean()) if (live > 0).any() else 0.01
+    return wire.ScanStart(
+        scan_id=scan_id,
+        width=w,
+        height=h,
+        channels=c,
+        offset_kev=grid.offset,
+        gain_kev=grid.gain,
+        dwell_s=_positive(scan.get("dwell_s"), mean_live),
+        beam_spot_um=_positive(scan.get("beam_spot_um"), 50.0),
+        pixel_size_um=_positive(scan.get("pixel_size_um"), 100.0),
+        instrument=dict(ds.instrument or {}),
+        scan_pattern=order,
+        counts_dtype=np.dtype(ds.counts.dtype).newbyteorder("<").str,
+    )
+
+
+def connect(endpoint: str, sndhwm: int = 1000, ctx: zmq.Context | None = None) -> zmq.Socket:
+    push = (ctx or zmq.Context.instance()).socket(zmq.PUSH)
+    push.setsockopt(zmq.SNDHWM, sndhwm)
+    push.setsockopt(zmq.LINGER, 10_000)  # scan_end must reach the daemon after we return
+    push.connect(endpoint)
+    return push
+
+
+def replay(
+    path: str | Path,
+    endpoint: str = "tcp://127.0.0.1:5555",
+    *,
+    order: str = "raster",
+    dwell_s: float | None = 0.0,
+    pixels_per_message: int = 1,
+    scan_id: str | None = None,
+    limit: int | None = None,
+    end_status: str = "success",
+    send_end: bool = True,
+    rows: tuple[int, int] | None = None,
+    push: zmq.Socket | None = None,
+    progress=None,
+) -> ReplayResult:
+    """Stream a dataset file. dwell_s=None: the file's own dwell; 0: as fast as allowed.
+
+    `rows=(y0, y1)` streams only those rows (and no scan_start when y0 > 0) so a test
+    can stop mid-scan and carry on later; `limit` stops after that many pixels.
+    """
+    own = push is None
+    push = push or connect(endpoint)
+    sent_pixels = messages = 0
+    t0 = time.perf_counter()
+    with open_dataset(path) as ds:
+        h, w, _ = ds.shape
+        scan_id = scan_id or Path(path).stem
+        start = scan_start_for(ds, scan_id, order)
+        pace = start.dwell_s if dwell_s is None else dwell_s
+        y0, y1 = rows or (0, h)
+        if y0 == 0:
+            push.send(wire.encode(start))
+        acquired = ds.acquired
+        live_all, real_all = ds.live_time_s, ds.real_time_s
+        seq = 1 + y0 * w  # from 1; stays monotonic when a later call carries on at row y0
+        buf_x: list[np.ndarray] = []
+        buf_y: list[np.ndarray] = []
+        buf_c: list[np.ndarray] = []
+
+        def send(xs, ys, cs) -> None:
+            nonlocal seq, messages
+            x = np.concatenate(xs).astype(np.uint32)
+            y = np.concatenate(ys).astype(np.uint32)
+            counts = np.ascontiguousarray(np.concatenate(cs))
+            push.send(wire.encode(wire.Spectra(
+                scan_id=scan_id, seq=seq, x=x, y=y,
+                live_time_s=live_all[y, x].astype(np.float32),
+                real_time_s=real_all[y, x].astype(np.float32),
+                counts=counts,
+            )))
+            seq += 1
+            messages += 1
+
+        pending = 0
+        for y, xs in pixel_order(h, w, order):
+            if y < y0 or y >= y1:
+                continue
+            row = np.asarray(ds.counts[y])
+            xs = xs[acquired[y, xs]]
+            if limit is not None:
+                xs = xs[: max(0, limit - sent_pixels)]
+            i = 0
+            while i < len(xs):
+                chunk = xs[i:i + pixels_per_message - pending]
+                i += len(chunk)
+                buf_x.append(chunk)
+                buf_y.append(np.full(len(chunk), y))
+                buf_c.append(row[chunk])
+                pending += len(chunk)
+                sent_pixels += len(chunk)
+                if pending >= pixels_per_message:
+                    send(buf_x, buf_y, buf_c)
+                    buf_x, buf_y, buf_c, pending = [], [], [], 0
+                    if pace > 0:  # hold the scanner's clock: pixel i leaves at t0 + i * dwell
+                        delay = t0 + sent_pixels * pace - time.perf_counter()
+                        if delay > 0:
+                            time.sleep(delay)
+            if progress is not None:
+                progress(y, sent_pixels)
+            if limit is not None and sent_pixels >= limit:
+                break
+        if pending:
+            send(buf_x, buf_y, buf_c)
+        if send_end:
+            push.send(wire.encode(wire.ScanEnd(
+                scan_id=scan_id, status=end_status, pixel_count=int(acquired.sum()),
+            )))
+    seconds = time.perf_counter() - t0
+    if own:
+        push.close()
+    return ReplayResult(scan_id, sent_pixels, messages, seconds)

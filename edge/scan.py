@@ -1,0 +1,117 @@
+"""One scan's lifecycle: accepted or refused at scan_start, then fed, then closed.
+
+`check_start` decides whether the loaded models can serve a stream; `ScanState`
+holds the canvas, the inference engine and the recorder of an accepted scan,
+and `check_spectra` applies the per-message rules (the wire decoder has already
+checked types and shapes of the message itself).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import numpy as np
+
+from edge.canvas import Canvas
+from edge.inference import Engine, refusal
+from edge.recorder import Recorder
+from proto.elements import ELEMENTS
+from proto.energy import EnergyGrid
+
+MAX_SIDE = 20000  # pixels per side; a 20k x 20k canvas is already ~15 GB of maps
+MAX_CHANNELS = 65536
+
+
+class Rejected(Exception):
+    """A message the daemon will not take; `reason` is the status counter key."""
+
+    def __init__(self, reason: str, detail: str = "", pixels: int = 0) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason, self.detail, self.pixels = reason, detail, pixels
+
+
+def scan_fields(start) -> dict:
+    """The scan_start message as a plain dict (for the recording and the sidecar)."""
+    d = dataclasses.asdict(start) if dataclasses.is_dataclass(start) else dict(vars(start))
+    return {k: v for k, v in d.items() if not k.startswith("_") and k != "type"}
+
+
+def check_start(start, sessions) -> tuple[EnergyGrid | None, str | None]:
+    """(stream grid, None) when the models can serve this scan, else (None, reason)."""
+    if not (0 < start.width <= MAX_SIDE and 0 < start.height <= MAX_SIDE):
+        return None, f"scan size {start.width}x{start.height} outside 1..{MAX_SIDE}"
+    if not 0 < start.channels <= MAX_CHANNELS:
+        return None, f"{start.channels} channels outside 1..{MAX_CHANNELS}"
+    try:
+        dtype = np.dtype(getattr(start, "counts_dtype", "<u4")).name
+    except TypeError:
+        dtype = "?"
+    if dtype not in ("uint16", "uint32"):
+        return None, f"counts dtype {start.counts_dtype!r} is not uint16 or uint32"
+    try:
+        grid = start.grid
+    except ValueError as e:
+        return None, f"bad energy calibration: {e}"
+    reason = refusal(sessions, grid)
+    return (None, reason) if reason else (grid, None)
+
+
+@dataclass
+class ScanState:
+    start: object  # wire.ScanStart
+    grid: EnergyGrid
+    canvas: Canvas
+    engine: Engine
+    recorder: Recorder | None
+    dtype: str
+    last_seq: int = -1
+    seq_gaps: int = 0
+
+    @property
+    def scan_id(self) -> str:
+        return self.start.scan_id
+
+    @classmethod
+    def open(cls, start, grid, sessions, max_batch, recorder, dtype="uint32",
+             small=None) -> ScanState:
+        names = tuple(sessions["elements"].manifest.outputs) if "elements" in sessions else ELEMENTS
+        canvas = Canvas(start.height, start.width, names)
+        engine = Engine(sessions, grid, max_batch, small=small)
+        return cls(start, grid, canvas, engine, recorder, dtype)
+
+    def check_spectra(self, msg) -> None:
+        """Raise Rejected unless every pixel of this decoded message can be taken."""
+        n = len(msg.x)
+        counts = msg.counts
+        if counts.ndim != 2 or counts.shape[0] != n:
+            raise Rejected("bad_shape", f"counts shape {counts.shape} for {n} pixels", n)
+        if counts.shape[1] != self.start.channels:
+            raise Rejected(
+                "wrong_channels", f"{counts.shape[1]} channels, scan has {self.start.channels}", n
+            )
+        if counts.dtype.kind == "f":
+            if not np.isfinite(counts).all():
+                raise Rejected("nan_counts", "non-finite counts", n)
+            raise Rejected("bad_dtype", f"counts dtype {counts.dtype}", n)
+        if counts.dtype.kind not in "ui":
+            raise Rejected("bad_dtype", f"counts dtype {counts.dtype}", n)
+        if counts.dtype.kind == "i" and n and counts.min() < 0:
+            raise Rejected("bad_value", "negative counts", n)
+        if self.dtype == "uint16" and counts.dtype.itemsize > 2 and n and counts.max() > 65535:
+            raise Rejected("overflow", "counts above 65535 in a uint16 scan", n)
+        # wire.decode has already checked: live time finite > 0, real time finite >= live,
+        # coordinates unsigned; what is left is the scan's own geometry
+        x, y = msg.x, msg.y
+        if n == 1:
+            xmax, ymax = int(x[0]), int(y[0])
+        else:
+            xmax, ymax = int(x.max()), int(y.max())
+        if xmax >= self.start.width or ymax >= self.start.height:
+            raise Rejected(
+                "out_of_range", f"pixel outside {self.start.width}x{self.start.height}", n
+            )
+        seq = int(msg.seq)
+        if seq != self.last_seq + 1 and self.last_seq >= 0:
+            self.seq_gaps += 1
+        self.last_seq = max(self.last_seq, seq)

@@ -1,0 +1,125 @@
+"""`make demo`: daemon + scanner emulator + watcher on a held-out scene, then a summary.
+
+    python scripts/demo.py [--models models] [--data data] [--out out/demo]
+
+Uses the bundles in --models and a held-out scene from --data (made by `make
+data` / `make export`). Whatever is missing is made small here: a tiny scene
+with training.scenes, stand-in bundles with export.tiny (ROI sums, not trained
+models; the demo says so). Starts `python -m edge serve`, `python -m edge
+watch` and `python -m edge replay` as child processes on free loopback ports,
+prints the daemon's status, and stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HELD_OUT = ("m1_child", "m6_ioannis")  # export.heldout.HELD_OUT: never trained on
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_scene(data: Path, tiny_dir: Path) -> Path:
+    for name in HELD_OUT:
+        for cand in (data / f"{name}.h5", data / f"{name}_tiny.h5"):
+            if cand.is_file():
+                return cand
+    print(f"[demo] no held-out scene in {data}: simulating a tiny one", flush=True)
+    from training.scenes import make_scene
+
+    return make_scene(HELD_OUT[0], tiny_dir, tiny=True, progress=False)
+
+
+def ensure_models(models: Path, stand_in: Path) -> Path:
+    if all((models / k / "manifest.json").is_file() for k in ("rgb", "elements", "trust")):
+        return models
+    print(f"[demo] {models} lacks rgb/elements/trust bundles: using stand-in ROI bundles "
+          "(export.tiny), not trained models; run `make export` for the real ones", flush=True)
+    from export.tiny import write_tiny_bundles
+
+    write_tiny_bundles(stand_in)
+    return stand_in
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="models")
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--out", default="out/demo")
+    ap.add_argument("--scene", help="dataset file to replay (default: a held-out scene)")
+    ap.add_argument("--dwell", type=float, default=0.0, help="s per pixel; 0 = as fast as allowed")
+    ap.add_argument("--pixels-per-message", type=int, default=16)
+    args = ap.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    scene = Path(args.scene) if args.scene else find_scene(Path(args.data), out / "scene")
+    models = ensure_models(Path(args.models), out / "stand_in_models")
+    ingest, previews, snapshot = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
+    py = [sys.executable, "-m", "edge"]
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    procs: list[subprocess.Popen] = []
+    log = open(out / "daemon.log", "wb")  # noqa: SIM115 (closed below)
+    try:
+        procs.append(subprocess.Popen(
+            [*py, "serve", "--ingest", ingest, "--previews", previews, "--snapshot", snapshot,
+             "--models", str(models), "--recordings", str(out / "recordings")],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
+        status = [*py, "status", "--snapshot", snapshot, "--timeout", "1"]
+        for _ in range(60):
+            if subprocess.run(status, cwd=ROOT, env=env, capture_output=True).returncode == 0:
+                break
+            if procs[0].poll() is not None:
+                raise SystemExit(f"daemon exited:\n{(out / 'daemon.log').read_text()[-2000:]}")
+        watcher = subprocess.Popen(
+            [*py, "watch", "--previews", previews, "--snapshot", snapshot,
+             "--out", str(out / "png"), "--every", "2", "--timeout", "540"], cwd=ROOT, env=env)
+        procs.append(watcher)
+        time.sleep(1.0)
+        print(f"[demo] replaying {scene} ({args.pixels_per_message} px/message)", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run([*py, "replay", str(scene), "--ingest", ingest, "--dwell", str(args.dwell),
+                        "--pixels-per-message", str(args.pixels_per_message),
+                        "--order", "serpentine"], cwd=ROOT, env=env, check=True, timeout=540)
+        watcher.wait(timeout=120)
+        seconds = time.perf_counter() - t0  # replay start -> the watcher has the final frames
+        s = json.loads(subprocess.run(status, cwd=ROOT, env=env, capture_output=True,
+                                      text=True, check=True).stdout)
+        c, lat = s["counters"], s["latency_ms"]
+        print("[demo] summary")
+        print(f"  scene        {scene.name}: {c.get('width')} x {c.get('height')} pixels, "
+              f"{c.get('filled')} on the canvas")
+        print(f"  accepted     {c['accepted']}   rejected {s['rejected'] or 'none'}")
+        print(f"  rate         {c['accepted'] / seconds:.0f} spectra/s end to end "
+              f"({c['accepted']} in {seconds:.2f} s incl. process start-up of replay/watch)")
+        print(f"  latency      p50 {lat.get('p50', 0):.2f} ms  p99 {lat.get('p99', 0):.2f} ms "
+              "(received -> canvas)")
+        print(f"  recording    {s['detail'].get('scan', {}).get('recording')}")
+        print(f"  previews     {sorted(p.name for p in (out / 'png').glob('*.png'))} "
+              f"in {out / 'png'}")
+        return 0
+    finally:
+        for p in reversed(procs):
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+        log.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

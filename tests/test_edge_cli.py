@@ -1,0 +1,59 @@
+"""The command line: serve, replay, watch, status and reload as separate processes."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+
+from edge.png import read_png
+from proto.dataset import open_dataset
+from tests.edge_support import ROOT, STREAM_GRID, Daemon, make_bundles, make_scan, offline
+
+
+def edge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "edge", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_cli_replay_watch_status(tmp_path):
+    models = make_bundles(tmp_path / "models")
+    scan = make_scan(tmp_path / "cli.h5", 5, 8, seed=9)
+    d = Daemon(models, tmp_path / "rec", log=tmp_path / "log").start()
+    try:
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "edge", "watch", "--previews", d.previews, "--snapshot",
+             d.snapshot, "--out", str(tmp_path / "png"), "--every", "0.5", "--timeout", "60"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            import time
+
+            time.sleep(1.5)  # the watcher subscribes and takes its snapshot first
+            r = edge("replay", str(scan), "--ingest", d.ingest, "--order", "serpentine",
+                     "--pixels-per-message", "4", "--dwell", "0.002")
+            assert r.returncode == 0, r.stderr
+            assert "replayed 40 pixels" in r.stdout
+            out, _ = watch.communicate(timeout=60)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+        assert watch.returncode == 0, out
+        assert "done: scan cli" in out
+        with open_dataset(scan) as ds:
+            ref = offline(models, ds.counts[...], ds.live_time_s, STREAM_GRID)
+        rgb = read_png(tmp_path / "png" / "rgb.png")
+        f = rgb.shape[0] // 5
+        assert np.abs(rgb[::f, ::f].astype(int) - ref["rgb"].astype(int)).max() <= 1
+        for name in ("elements.png", "trust.png"):
+            assert (tmp_path / "png" / name).stat().st_size > 100
+        s = edge("status", "--snapshot", d.snapshot)
+        assert s.returncode == 0, s.stderr
+        status = json.loads(s.stdout)
+        assert status["counters"]["accepted"] == 40 and status["state"] == "idle"
+        rl = edge("reload", "--snapshot", d.snapshot)
+        assert rl.returncode == 0 and json.loads(rl.stdout)["detail"]["control"]["ok"]
+    finally:
+        d.stop()
+    assert edge("status", "--snapshot", d.snapshot, "--timeout", "0.3").returncode == 1
