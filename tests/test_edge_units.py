@@ -73,17 +73,3 @@ def test_engine_equals_reference_preprocessing(tmp_path):
         np.testing.assert_allclose(out[kind], s.run(x), rtol=1e-6, atol=1e-6)
     assert refusal(sessions, STREAM_GRID) is None
     assert "keV" in refusal(sessions, EnergyGrid(0.0, 0.01, 100))
-
-
-def test_banded_rebin_is_the_proto_rebinner():
-    from edge.inference import BandedRebin
-
-    model = EnergyGrid(0.01, 0.02, 1024)
-    pairs = [(EnergyGrid(0.0, 0.01, 4096), model), (EnergyGrid(-0.013, 0.0123, 2000), model),
-             (EnergyGrid(0.3, 0.05, 300), EnergyGrid(0.2, 0.0101, 1500)), (model, model)]
-    rng = np.random.default_rng(5)
-    for src, dst in pairs:
-        counts = rng.poisson(4.0, (9, src.channels)).astype(np.uint16)
-        out, scratch = (np.empty((9, dst.channels), np.float32) for _ in range(2))
-        got = BandedRebin(src, dst)(counts, out, scratch)
-        np.testing.assert_allclose(got, Rebinner(src, dst)(counts), rtol=1e-5, atol=1e-5)
