@@ -5,10 +5,12 @@ VENV_STAMP := .venv/.installed
 DATA := data
 ARTIFACTS := artifacts
 MODELS := models
+RECORDINGS := recordings
 OUT := out
 export PYTHONHASHSEED := 0
 
-.PHONY: setup lint format test data train export serve replay watch demo bench report clean
+.PHONY: setup lint format test data train export serve replay watch status demo demo-models bench report \
+	labels convert vectors clean
 
 setup: $(VENV_STAMP)
 
@@ -27,6 +29,62 @@ format: setup
 
 test: setup
 	.venv/bin/pytest -q
+
+# Simulated scenes (the study's two experiments), their PNGs and the realism figure.
+data: setup
+	$(PY) -m training.scenes --out $(DATA)
+	$(PY) -m training.sim.compare_real --out $(DATA)/realism.png
+
+# The models the edge serves: best RGB model, element MLP, trust autoencoder.
+train: setup
+	$(PY) -m training.train default --data $(DATA) --out $(ARTIFACTS)/trained
+
+# Default bundles for the edge (rgb, elements, trust) with ONNX Runtime parity checks.
+export: setup
+	$(PY) -m export default --trained $(ARTIFACTS)/trained --out $(MODELS) --data $(DATA)
+
+# Every model of both experiments, every baseline, tables and figures in reports/REPORT.md.
+report: setup
+	$(PY) -m training.report --data $(DATA) --out reports
+
+serve: setup
+	$(PY) -m edge serve --models $(MODELS) --recordings $(RECORDINGS)
+
+# make replay [FILE=data/m1_child.h5] [PPM=16] [DWELL=0]  (DWELL=0: as fast as allowed)
+replay: setup
+	$(PY) -m edge replay $(or $(FILE),$(DATA)/m1_child.h5) \
+		--pixels-per-message $(or $(PPM),16) --dwell $(or $(DWELL),0)
+
+watch: setup
+	$(PY) -m edge watch --out $(OUT)/watch
+
+status: setup
+	$(PY) -m edge status
+
+# Daemon + replay of a held-out scene + watcher; trains small real models first if none exist.
+demo: setup
+	@test -f $(MODELS)/rgb/manifest.json || $(MAKE) --no-print-directory demo-models
+	$(PY) scripts/demo.py --models $(MODELS) --data $(DATA) --out $(OUT)/demo
+
+demo-models: setup
+	$(PY) -m training.scenes --out $(DATA) --only m1_virgin --only m1_child --only m6_corpus
+	$(MAKE) --no-print-directory train export
+
+bench: setup
+	$(PY) bench/bench_wire.py
+	$(PY) bench/bench_models.py --models $(MODELS)
+	$(PY) bench/bench_edge.py --models $(MODELS)
+
+# make labels DATASET=data/m6_ioannis.h5 [CFG=training/configs/m6.cfg]
+labels: setup
+	$(PY) -m training.labels $(DATASET) $(or $(CFG),training/configs/m6.cfg)
+
+# make convert IN=scan.bcf OUT_FILE=data/scan.h5
+convert: setup
+	$(PY) -m training.convert $(IN) $(OUT_FILE)
+
+vectors: setup
+	$(PY) -m proto.vectors
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache
