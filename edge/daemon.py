@@ -293,14 +293,13 @@ class Daemon:
             log.exception("message handling failed")
             self.stats.reject("internal_error", 0, f"{type(e).__name__}: {e}")
 
-    def on_control(self, msg) -> dict:
-        command = getattr(msg, "command", None) or getattr(msg, "action", "")
-        if command == "reload_models":
-            if getattr(msg, "models", None):
+    def on_control(self, msg: wire.Control) -> dict:
+        if msg.command == "reload_models":
+            if msg.models:
                 self._next_models = msg.models
             self.request_reload()
             return {"ok": True, "pending": self.reload_pending, "models": self.last_reload}
-        raise Rejected("unknown_command", str(command))
+        raise Rejected("unknown_command", msg.command)
 
     def handle_router(self) -> None:
         while True:
