@@ -89,12 +89,20 @@ def write_dataset(
     element_maps: Mapping[str, np.ndarray] | None = None,
     pigments: np.ndarray | None = None,
     pigment_names: list[str] | tuple[str, ...] | None = None,
+    pigment_definition: str = "index into names of the top paint layer's pigment; -1 none",
+    masks: Mapping[str, np.ndarray] | None = None,
+    mask_definition: str = "",
+    stacks: list | None = None,
     instrument: Mapping | None = None,
     scan: Mapping | None = None,
     acquired: np.ndarray | None = None,
     compression: str | None = "gzip",
 ) -> Path:
-    """Write a whole scan (H, W, C) in one go; every pixel is acquired unless told otherwise."""
+    """Write a whole scan (H, W, C) in one go; every pixel is acquired unless told otherwise.
+
+    `masks` are named (H, W) regions of the painting (faded, overpaint, novel ...) and
+    `stacks` a JSON-able description of the layer stacks `pigments` indexes.
+    """
     path = Path(path)
     counts = np.asarray(counts)
     if counts.ndim != 3 or counts.shape[2] != grid.channels:
@@ -126,7 +134,15 @@ def write_dataset(
                 raise ValueError(f"pigments must be ({h}, {w}), got {np.shape(pigments)}")
             ds = truth.create_dataset("pigments", data=np.asarray(pigments, dtype=np.int16))
             ds.attrs["names"] = json.dumps(list(pigment_names or []))
-            ds.attrs["definition"] = "index into names of the top paint layer's pigment; -1 none"
+            ds.attrs["definition"] = pigment_definition
+        for name, mask in (masks or {}).items():
+            if np.shape(mask) != (h, w):
+                raise ValueError(f"mask {name!r} must be ({h}, {w}), got {np.shape(mask)}")
+            ds = truth.create_dataset(f"masks/{name}", data=np.asarray(mask, dtype=bool),
+                                      compression="gzip")
+            ds.attrs["definition"] = mask_definition
+        if stacks is not None:
+            truth["stacks"] = json.dumps(stacks)  # a dataset: attributes are capped at 64 KiB
     os.replace(tmp, path)  # a reader never sees half a file under the final name
     return path
 
@@ -230,6 +246,12 @@ class Dataset:
         return json.loads(node.attrs["names"]) if node is not None else []
 
     @property
+    def masks(self) -> dict[str, np.ndarray]:
+        """Named (H, W) bool regions of a simulated painting (faded, overpaint, novel ...)."""
+        group = self.file.get("ground_truth/masks")
+        return {} if group is None else {k: v[...].astype(bool) for k, v in group.items()}
+
+    @property
     def element_maps(self) -> dict[str, np.ndarray] | None:
         """Ground-truth maps (simulator), counts per live second of each main line group."""
         return self._maps("ground_truth/element_maps")
@@ -330,6 +352,9 @@ def _validate(ds: Dataset) -> None:
         node = f.get(name)
         if node is not None and node.shape != shape:
             raise DatasetError(path, f"'{name}' has shape {node.shape}, expected {shape}")
+    for name, node in (f.get("ground_truth/masks") or {}).items():
+        if node.shape != (h, w):
+            raise DatasetError(path, f"mask '{name}' has shape {node.shape}, expected {(h, w)}")
     for name in ("ground_truth/element_maps", "labels/element_maps"):
         node = f.get(name)
         if node is None:

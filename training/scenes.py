@@ -28,12 +28,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import h5py
 import numpy as np
 from tqdm import tqdm
 
@@ -363,22 +361,16 @@ def make_scene(name: str, out_dir: str | Path, *, tiny: bool = False,
         live.reshape(height, width), real.reshape(height, width),
         photo_rgb=photo, original_rgb=original, element_maps=element_maps,
         pigments=labels, pigment_names=[s.name for s in stacks],
+        pigment_definition=(
+            "index into names of the layer stack covering most of the pixel area; the "
+            "stacks' layers and pigments are the JSON in ground_truth/stacks"),
+        masks=masks, mask_definition=scan["masks"]["definition"],
+        stacks=[{"name": s.name, "aged": sorted(s.aged),
+                 "layers": [{"name": la.name, "thickness_um": la.thickness_um,
+                             "density": round(la.density, 4), "pigments": list(la.pigments),
+                             "overpaint": la.overpaint} for la in s.layers]} for s in stacks],
         instrument=_instrument_dict(instrument), scan=scan,
     )
-    with h5py.File(path, "r+") as f:
-        group = f.require_group(MASKS_GROUP)
-        for k, m in masks.items():
-            ds = group.create_dataset(k, data=m, compression="gzip")
-            ds.attrs["definition"] = scan["masks"]["definition"]
-        f["ground_truth/pigments"].attrs["definition"] = (
-            "index into names of the layer stack covering most of the pixel area; the "
-            "stacks' layers and pigments are the JSON in ground_truth/stacks")
-        # a dataset, not an attribute: attributes are capped at 64 KiB
-        f["ground_truth"]["stacks"] = json.dumps(
-            [{"name": s.name, "aged": sorted(s.aged),
-              "layers": [{"name": la.name, "thickness_um": la.thickness_um,
-                          "density": round(la.density, 4), "pigments": list(la.pigments),
-                          "overpaint": la.overpaint} for la in s.layers]} for s in stacks])
     if png:
         save_png(path.with_suffix(".png"), config.name, photo, original, element_maps, masks,
                  instrument.grid, total)

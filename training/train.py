@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from proto.dataset import open_dataset
 from proto.elements import ELEMENTS, MAP_UNITS
 from training import artifacts, models
 from training.preprocess import MODEL_GRID, Preprocess, load_rates
@@ -34,7 +35,6 @@ THREADS = 2
 RGB_TRAIN, RGB_TEST = "m1_virgin", "m1_child"
 EL_TRAIN, EL_TEST = "m6_corpus", "m6_ioannis"
 TRUST_TRAIN = RGB_TRAIN  # the trust score flags paint unlike the RGB model's training scan
-MASKS_GROUP = "ground_truth/masks"  # written by training.scenes
 ALTERED_MASKS = ("faded", "darkened_varnish", "overpaint")
 # RGB networks (train set ~ a few thousand spectra)
 RGB_EPOCHS, RGB_BATCH, RGB_LR, RGB_WD = 30, 64, 1e-3, 1e-4
@@ -95,8 +95,6 @@ def _pigments(ds) -> tuple[np.ndarray | None, tuple[str, ...]]:
 
 
 def load_scene(path: str | Path) -> Scene:
-    from proto.dataset import open_dataset
-
     path = Path(path)
     rates = load_rates(path)
     h, w, d = rates.shape
@@ -125,14 +123,9 @@ def load_scene(path: str | Path) -> Scene:
 
 
 def read_masks(path: Path) -> dict[str, np.ndarray]:
-    """Region masks the scenes write under ground_truth/masks (faded, overpaint, novel ...)."""
-    import h5py
-
-    with h5py.File(path, "r") as f:
-        group = f.get(MASKS_GROUP)
-        if not isinstance(group, h5py.Group):
-            return {}
-        return {k: np.asarray(v[...], bool).reshape(-1) for k, v in group.items()}
+    """Region masks of a simulated scene (faded, overpaint, novel ...), flattened to (N,)."""
+    with open_dataset(path) as ds:
+        return {k: m.reshape(-1) for k, m in ds.masks.items()}
 
 
 def scene_path(data: str | Path, name: str) -> Path:
