@@ -24,6 +24,7 @@ import msgpack
 import numpy as np
 
 from proto.wire import (
+    MESSAGE_TYPES,
     Control,
     Error,
     Message,
@@ -39,20 +40,6 @@ from proto.wire import (
 )
 
 HERE = Path(__file__).resolve().parent
-_CLASSES: dict[str, type[Message]] = {
-    c.TYPE: c
-    for c in (
-        ScanStart,
-        Spectra,
-        ScanEnd,
-        Preview,
-        Status,
-        SnapshotRequest,
-        SnapshotReply,
-        Control,
-        Error,
-    )
-}
 
 
 # --------------------------------------------------------------------------- descriptions
@@ -84,7 +71,7 @@ def _describe_value(v: Any) -> Any:
 
 def build(desc: dict) -> Message:
     """Inverse of `describe`."""
-    cls = _CLASSES[desc["type"]]
+    cls = MESSAGE_TYPES[desc["type"]]
     kw = {}
     for name, v in desc["fields"].items():
         kw[name] = _build_value(name, v)
