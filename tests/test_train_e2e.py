@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from proto.elements import ELEMENTS
-from training import artifacts, train
+from training import artifacts, library, train
 from training.metrics import element_errors, r2_rgb
 
 SCENES = ("m1_virgin", "m1_child", "m6_corpus", "m6_ioannis")
@@ -30,7 +30,8 @@ def tiny_data(tmp_path_factory) -> Path:
 
 
 def test_train_default_on_tiny_scenes(tiny_data, tmp_path):
-    saved = train.train_default(tiny_data, tmp_path, epochs_scale=0.5)
+    saved = train.train_default(tiny_data, tmp_path, epochs_scale=0.5,
+                                rgb_library=library.LibraryConfig(stacks=40, pixels=400))
     assert set(saved) == {"rgb", "elements", "trust"}
     assert artifacts.available(tmp_path) == ["elements", "rgb", "trust"]
 

@@ -120,3 +120,23 @@ def test_tiny_training_reaches_stated_accuracy():
     for name in ("Cu", "Hg", "Pb"):
         j = ELEMENTS.index(name)
         assert element_errors(test_el[:, j], pred[:, j])["rel_rmse"] <= 0.2, name
+
+
+def test_fit_linear_recovers_a_linear_truth_and_freezes_it():
+    """Maps that are exactly linear in counts/s: the closed-form branch alone reproduces them
+    (the MLP's output weights zeroed), and training leaves that branch untouched."""
+    rng = np.random.default_rng(4)
+    rates = rng.gamma(2.0, 50.0, (3000, MODEL_GRID.channels)).astype(np.float32)
+    w_true = rng.normal(0, 1, (MODEL_GRID.channels, 8))
+    y = (rates @ w_true / 100 + 500 + rng.normal(0, 1e-3, (3000, 8))).astype(np.float32)
+    pre = Preprocess.fit(rates)
+    net = models.element_linmlp(pre, train.element_scale(y), train.rate_scale(rates), 16)
+    with torch.no_grad():
+        net.body[-1].weight.zero_()
+        net.body[-1].bias.zero_()
+    train.fit_linear(net, rates, y, ridge=1e-9)
+    pred = train.predict(net, rates)
+    assert np.abs(pred - y).max() < 1e-3 * np.abs(y).max()
+    before = net.linear.weight.detach().clone()
+    train.train_element_net(net, rates, y, epochs=1, desc="frozen linear")
+    assert torch.equal(net.linear.weight, before)

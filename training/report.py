@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import glob
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import matplotlib
@@ -155,6 +156,18 @@ def run_rgb(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
     _, fit_s = timed(train.train_rgb_augmented, mlp, tr.rates, ytr, "rgb mlp", epochs)
     evaluate("mlp + dwell aug (ours)", train.predict(mlp, te.rates), fit_s,
              throughput(torch_fn(mlp), te.rates))
+    lib_cfg = train.RGB_LIBRARY if not quick else replace(train.RGB_LIBRARY, stacks=100,
+                                                           pixels=2000)
+    lib, lib_s = timed(train.scan_library, tr, lib_cfg)
+    x_lib, y_lib = train.with_library(tr, lib)
+    torch.manual_seed(train.SEED)
+    lib_mlp = models.rgb_mlp(Preprocess.fit(x_lib))
+    _, fit_s = timed(train.train_rgb_augmented, lib_mlp, x_lib, y_lib, "rgb mlp + library",
+                     epochs)
+    evaluate("mlp + pigment library (ours)", train.predict(lib_mlp, te.rates), lib_s + fit_s,
+             throughput(torch_fn(lib_mlp), te.rates),
+             f"+ {len(lib.rates)} simulated spectra of {len(lib.stacks)} reference stacks "
+             f"({lib_s:.0f} s to simulate)")
 
     # table
     rows = []
@@ -164,9 +177,13 @@ def run_rgb(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
                      fmt(r.get("alt_orig"), 2), fmt(r.get("alt_photo"), 2),
                      fmt(r["fit_s"], 1), f"{r['sps']:,.0f}", r["note"]])
     knn_r2 = results["knn10"]["r2"]
+    oracle_r2 = r2_rgb(te.photo, te.original) if te.original is not None else float("nan")
     best = max(results, key=lambda k: results[k]["r2"])
     b = results[best]
     frac = b.get("altered_frac")
+    faded = te.masks.get("faded", np.zeros(len(te.photo), bool))
+    faded_de = (float(np.median(delta_e_rgb(te.original[faded], b["pred"][faded])))
+                if te.original is not None and faded.any() else float("nan"))
     text = [
         "## 1. Spectra -> RGB (train `m1_virgin`, test `m1_child`)\n",
         f"Train: {len(tr.rates)} spectra ({tr.shape[0]}x{tr.shape[1]}, dwell {tr.dwell_s:g} s), "
@@ -179,7 +196,13 @@ def run_rgb(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
         "the prediction to the original colour vs to the photograph. Spectra/s: one process, "
         "2 threads, preprocessing included. *w/o novel*: the same metrics without the "
         "pixels of the scene's `novel` mask (a pigment absent from `m1_virgin`, which no "
-        "model trained there can know; section 3 flags them).\n",
+        "model trained on that scan alone can know; section 3 flags them). "
+        "*Pigment library*: the scan plus simulated reference paints of the whole icon "
+        "palette (training/library.py: random recipes, underpaint, lake glazes and gilding, "
+        "seen through `m1_virgin`'s instrument and dwell, targets = colour as painted). It "
+        "knows the novel pigment's colour from the library, and since the library's colours "
+        "come from the same pigment table and Kubelka-Munk model as the simulated scenes, its "
+        "score here is an upper bound of what a measured library would give on a real icon.\n",
         md_table(["model", "R²", "ΔE median", "ΔE p95", "R² w/o novel", "ΔE med w/o novel",
                   "altered: ΔE to original",
                   "altered: ΔE to photo", "fit s", "spectra/s", "note"], rows),
@@ -189,9 +212,13 @@ def run_rgb(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
         f"({'+' if b['r2'] >= knn_r2 else ''}{b['r2'] - knn_r2:.3f} over kNN; "
         f"goal +0.1: {'met' if b['r2'] - knn_r2 >= 0.1 else 'not met'}).",
         f"- Goals: R² >= 0.9 {'met' if b['r2'] >= 0.9 else 'not met'}; median ΔE <= 3 "
-        f"{'met' if b['de_med'] <= 3 else 'not met'} ({b['de_med']:.2f}); altered regions "
-        f"within ΔE 5 of the original {'met' if (b.get('alt_orig') or 99) <= 5 else 'not met'} "
-        f"({fmt(b.get('alt_orig'), 2)}).",
+        f"{'met' if b['de_med'] <= 3 else 'not met'} ({b['de_med']:.2f}); faded regions "
+        f"within ΔE 5 of the original {'met' if faded_de <= 5 else 'not met'} "
+        f"({faded_de:.2f}; all altered regions {fmt(b.get('alt_orig'), 2)}).",
+        f"- Why R² >= 0.9 is out of reach on this scene: the score is against the photograph, "
+        f"and a model that predicted every pixel's *original* colour exactly (what unveiling "
+        f"asks for) would score R² = {oracle_r2:.3f}; the altered regions' photograph colour "
+        "(faded lake, browned varnish) has no XRF signature to learn it from.",
         "- Autoencoder question (does reconstruction help the RGB latent?): compare the "
         "`encoder` row with the `autoencoder c=...` rows; large c is the encoder plus a "
         "reconstruction regulariser.",
@@ -249,7 +276,7 @@ def pymca_maps(path: Path) -> tuple[np.ndarray | None, str]:
     return y, f"{secs:.1f} s ({n / secs:,.0f} spectra/s) with {Path(cfg).name}"
 
 
-def run_elements(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
+def run_elements(data: Path, out: Path, quick: bool) -> str:
     import matplotlib.pyplot as plt
 
     tr = train.load_scene(train.scene_path(data, train.EL_TRAIN))
@@ -257,7 +284,8 @@ def run_elements(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
     if not tests:
         raise FileNotFoundError(f"no {train.EL_TEST}*.h5 in {data}")
     tests.sort(key=lambda s: s.dwell_s)
-    sub = tr.rates[:: max(1, len(tr.rates) // 50_000)]
+    step = max(1, len(tr.rates) // 50_000)
+    sub = tr.rates[::step]
     pre = Preprocess.fit(sub)
     scale = train.element_scale(tr.elements)
     ep = 1 if quick else train.EL_EPOCHS
@@ -271,8 +299,10 @@ def run_elements(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
     nets["mlp (study)"] = mlp
     torch.manual_seed(train.SEED)
     lin = models.element_linmlp(pre, scale, train.rate_scale(sub), train.EL_HIDDEN)
+    _, t_linear = timed(train.fit_linear, lin, sub, tr.elements[::step])
     _, fit_times["linear+mlp (ours)"] = timed(
         train.train_element_net, lin, tr.rates, tr.elements, epochs=ep, desc="linear+mlp")
+    fit_times["linear+mlp (ours)"] += t_linear
     nets["linear+mlp (ours)"] = lin
     torch.manual_seed(train.SEED)
     cnn = models.element_cnn(pre, scale)
@@ -281,8 +311,7 @@ def run_elements(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
                                     tr.elements[idx], epochs=1 if quick else train.CNN_EPOCHS,
                                     desc="element cnn")
     nets["cnn 1-D"] = cnn
-    roi, fit_times["roi sums"] = timed(RoiModel().fit, sub, tr.elements[:: max(
-        1, len(tr.rates) // 50_000)])
+    roi, fit_times["roi sums"] = timed(RoiModel().fit, sub, tr.elements[::step])
 
     preds: dict[str, dict[str, np.ndarray]] = {}
     sps: dict[str, float] = {}
@@ -370,14 +399,13 @@ def run_elements(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
         fig.savefig(out / fname, dpi=60)
         plt.close(fig)
         text.append(f"\n![element maps {key}]({fname})\n")
-    summary = {"train": tr, "tests": tests, "pre": pre, "best_net": best_net}
-    return "\n".join(text), summary
+    return "\n".join(text)
 
 
 # ------------------------------------------------------------------ trust
 
 
-def run_trust(el: dict, rgb: dict, out: Path, quick: bool) -> str:
+def run_trust(rgb: dict, out: Path, quick: bool) -> str:
     """AUROC of reconstruction-error scores at flagging pigments absent from training."""
     import matplotlib.pyplot as plt
 
@@ -391,10 +419,6 @@ def run_trust(el: dict, rgb: dict, out: Path, quick: bool) -> str:
             next(iter(rgb["ae_models"]))
         ts = models.TrustScore(rgb["pre"].module(), rgb["ae_models"][c]).eval()
         cases.append((f"study's RGB autoencoder c={c:g}", ts, rgb["train"], [rgb["test"]]))
-    m6, fit_m6 = timed(train.train_trust, el["pre"], el["train"].rates,
-                       epochs=1 if quick else 3)
-    cases.append((f"trust AE on {el['train'].name} ({fit_m6:.0f} s)", m6, el["train"],
-                  el["tests"]))
     text = ["## 3. Trust score (autoencoder reconstruction error)\n",
             "Autoencoder of the study's shape (5 down + 5 up Linear+ReLU, 3-d bottleneck), "
             "reconstruction loss only, trained on the scan named; score = mean squared "
@@ -441,9 +465,9 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     rgb_text, rgb = run_rgb(data, out, a.quick)
     t_rgb = time.perf_counter() - t0
-    el_text, el = run_elements(data, out, a.quick)
+    el_text = run_elements(data, out, a.quick)
     t_el = time.perf_counter() - t0 - t_rgb
-    trust_text = run_trust(el, rgb, out, a.quick)
+    trust_text = run_trust(rgb, out, a.quick)
     total = time.perf_counter() - t0
     head = [
         "# Training and evaluation report\n",

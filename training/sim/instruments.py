@@ -78,6 +78,17 @@ class Instrument:
         d["grid"] = self.grid.to_dict()
         return d
 
+    @classmethod
+    def from_dict(cls, d: dict) -> Instrument:
+        """The inverse of to_dict (a simulated dataset's `instrument` record)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        missing = names - set(d)
+        if missing:
+            raise ValueError(f"not a simulator instrument record: missing {sorted(missing)}")
+        values = {k: d[k] for k in names}
+        values["grid"] = EnergyGrid.from_dict(d["grid"])
+        return cls(**values)
+
 
 # Bruker M6 Jetstream: 30 W Rh tube, polycapillary, XFlash 430 SDD (450 um Si, Be window
 # and dead layer from the real .spx header). Scattering angle and optics fall-off fitted
