@@ -155,6 +155,8 @@ def watch(
         last_png = 0.0
         while time.monotonic() < t_end:
             w.poll(200)
+            if w.mirror.seq > snap.seq:
+                done_before = None  # a scan started after we joined, even one of the same id
             now = time.monotonic()
             if now - last_png >= every_s:
                 write_pngs(w.mirror, out)

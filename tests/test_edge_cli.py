@@ -57,3 +57,39 @@ def test_cli_replay_watch_status(tmp_path):
     finally:
         d.stop()
     assert edge("status", "--snapshot", d.snapshot, "--timeout", "0.3").returncode == 1
+
+
+def test_watch_follows_a_rerun_of_the_same_scan_id(tmp_path):
+    """A watcher that joins after scan "cli" ended waits for the next one, even when the
+    scanner re-runs the same scan id, and stops at its end instead of at its timeout."""
+    import threading
+    import time
+
+    from edge.replay import replay
+    from edge.watch import watch
+
+    models = make_bundles(tmp_path / "models")
+    scan = make_scan(tmp_path / "cli.h5", 4, 5, seed=3)
+    d = Daemon(models, tmp_path / "rec", "--no-record", log=tmp_path / "log").start()
+    try:
+        replay(scan, d.ingest)
+        d.wait(lambda s: s.state == "idle" and s.counters.get("accepted") == 20, what="run 1")
+        result: dict = {}
+
+        def follow() -> None:
+            t0 = time.monotonic()
+            result["mirror"] = watch(d.previews, d.snapshot, tmp_path / "png", every_s=0.5,
+                                     timeout_s=30, quiet=True)
+            result["seconds"] = time.monotonic() - t0
+
+        watcher = threading.Thread(target=follow)
+        watcher.start()
+        time.sleep(1.0)  # joined while idle, after run 1
+        assert watcher.is_alive()  # run 1 is over: not the scan it waits for
+        replay(scan, d.ingest)
+        watcher.join(40)
+        assert not watcher.is_alive()
+        assert result["seconds"] < 25  # ended with run 2, not by its 30 s timeout
+        assert result["mirror"].status.counters["accepted"] == 40
+    finally:
+        d.stop()
