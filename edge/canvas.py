@@ -38,9 +38,11 @@ class Canvas:
             return 0
         # every write onto a pixel that already holds a value is a repeat (last write wins)
         flat = y.astype(np.int64) * self.width + x
-        unique = np.unique(flat) if len(flat) > 1 else flat
-        new = int(np.count_nonzero(~self.coverage.reshape(-1)[unique]))
-        repeats = len(flat) - new
+        if len(flat) > 1:  # distinct pixels; sort + compare is ~10x np.unique on a batch
+            flat = np.sort(flat)
+            flat = flat[np.concatenate(([True], flat[1:] != flat[:-1]))]
+        new = int(np.count_nonzero(~self.coverage.reshape(-1)[flat]))
+        repeats = len(x) - new
         self.coverage[y, x] = True
         self.filled += new
         self.repeated += repeats
@@ -48,9 +50,9 @@ class Canvas:
             self.rgb[y, x] = to_uint8(rgb)
         # a model's NaN/inf must not poison a preview (the protocol forbids them)
         if elements is not None:
-            self.elements[:, y, x] = np.nan_to_num(elements.T, nan=0.0, posinf=0.0, neginf=0.0)
+            self.elements[:, y, x] = finite(elements.T)
         if trust is not None:
-            self.trust[y, x] = np.nan_to_num(trust.reshape(-1), nan=0.0, posinf=0.0, neginf=0.0)
+            self.trust[y, x] = finite(trust.reshape(-1))
         box = (int(y.min()), int(x.min()), int(y.max()) + 1, int(x.max()) + 1)
         for topic in TOPICS:
             old = self._dirty[topic]
@@ -87,6 +89,15 @@ class Canvas:
         raise KeyError(topic)
 
 
+def finite(a: np.ndarray) -> np.ndarray:
+    """a with NaN and +-inf as 0 (nan_to_num costs ~6 us a call: only when needed)."""
+    if np.isfinite(a).all():
+        return a
+    return np.nan_to_num(a, nan=0.0, posinf=0.0, neginf=0.0)
+
+
 def to_uint8(rgb: np.ndarray) -> np.ndarray:
     """sRGB in 0..1 (model output) -> uint8, clipped, NaN as black."""
-    return np.clip(np.rint(np.nan_to_num(rgb, nan=0.0) * 255.0), 0, 255).astype(np.uint8)
+    if not np.isfinite(rgb).all():
+        rgb = np.nan_to_num(rgb, nan=0.0)
+    return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)

@@ -4,8 +4,10 @@ One thread, micro-batches: each turn drains whatever spectra have arrived (up to
 `max_batch` pixels, waiting at most `max_wait_ms` for more), records them, runs
 every model once on the whole batch and updates the canvases. At slow dwell a
 batch is one pixel (low latency); at fast dwell it fills up (high throughput).
-ONNX Runtime, numpy and h5py release the GIL, so a second thread would buy
-little on two cores and cost ordering guarantees.
+One thread: the models' work is in ONNX Runtime's own pool (`threads`); an
+inference thread that overlaps the next batch's decoding and recording was
+measured to gain nothing on two cores (the hand-offs of the GIL between the
+Python-heavy ingest and the inference cost what the overlap saves).
 
 Nothing a client sends can stop the loop: every message is handled inside a
 guard that turns any failure into a counted, reported rejection.
@@ -229,18 +231,7 @@ class Daemon:
         scan = self.scan
         if scan is None:
             return
-        msgs = [m for _, m in batch]
-        if len(msgs) == 1:
-            m = msgs[0]
-            x, y, counts, live, real = m.x, m.y, m.counts, m.live_time_s, m.real_time_s
-        else:
-            x = np.concatenate([m.x for m in msgs])
-            y = np.concatenate([m.y for m in msgs])
-            counts = np.concatenate([m.counts for m in msgs])
-            live = np.concatenate([m.live_time_s for m in msgs])
-            real = np.concatenate([m.real_time_s for m in msgs])
-        x = x.astype(np.intp, copy=False)
-        y = y.astype(np.intp, copy=False)
+        x, y, counts, live, real = gather([m for _, m in batch])
         if scan.recorder is not None:  # the scanner's data first: on disk before inference
             try:
                 scan.recorder.write(x, y, counts, live, real)
@@ -260,7 +251,8 @@ class Daemon:
         self.stats.accepted += len(x)
         self.stats.repeated += repeats
         self.stats.batches += 1
-        self.stats.latencies((done - np.array([t for t, _ in batch])) * 1e3)
+        received = np.fromiter((t for t, _ in batch), dtype=np.float64, count=len(batch))
+        self.stats.latencies((done - received) * 1e3)
 
     # ---- messages -----------------------------------------------------------------------
     def handle_ingest(self, frames: list[bytes], t_recv: float) -> None:
@@ -415,22 +407,8 @@ class Daemon:
         while not self.stopping:
             events = dict(poller.poll(50))
             if self.pull in events:
-                deadline = time.monotonic() + wait_s
-                while self._pending_pixels < self.cfg.max_batch:
-                    try:
-                        frames = self.pull.recv_multipart(zmq.NOBLOCK)
-                    except zmq.Again:
-                        left = deadline - time.monotonic()
-                        if left <= 0 or not self._pending or not self.pull.poll(left * 1e3):
-                            break
-                        continue
-                    self.handle_ingest(frames, time.monotonic())
-                self.stats.queue_depth = self._pending_pixels
-                try:
-                    self.process_pending()
-                except Exception as e:  # never die of one bad batch
-                    log.exception("batch failed")
-                    self.stats.reject("internal_error", 0, f"{type(e).__name__}: {e}")
+                self.receive(wait_s)
+                self.guarded(self.process_pending)
             if self.router in events:
                 self.handle_router()
             now = time.monotonic()
@@ -450,6 +428,27 @@ class Daemon:
                 self.publish_status(now)
         self.shutdown()
 
+    def receive(self, wait_s: float) -> None:
+        """Take messages until a batch is full or none came for `wait_s` after the first."""
+        deadline = time.monotonic() + wait_s
+        while self._pending_pixels < self.cfg.max_batch:
+            try:
+                frames = self.pull.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._pending or not self.pull.poll(left * 1e3):
+                    break
+                continue
+            self.handle_ingest(frames, time.monotonic())
+        self.stats.queue_depth = self._pending_pixels
+
+    def guarded(self, step) -> None:
+        try:
+            step()
+        except Exception as e:  # never die of one bad batch
+            log.exception("batch failed")
+            self.stats.reject("internal_error", 0, f"{type(e).__name__}: {e}")
+
     def shutdown(self) -> None:
         self.process_pending()
         if self.scan is not None and self.scan.recorder is not None:
@@ -462,3 +461,16 @@ class Daemon:
         for s in (self.pull, self.pub, self.router):
             s.close(0)
 
+
+def gather(msgs: list) -> tuple[np.ndarray, ...]:
+    """x, y (intp), counts, live and real time of decoded spectra messages, concatenated."""
+    if len(msgs) == 1:
+        m = msgs[0]
+        x, y, counts, live, real = m.x, m.y, m.counts, m.live_time_s, m.real_time_s
+    else:
+        x = np.concatenate([m.x for m in msgs])
+        y = np.concatenate([m.y for m in msgs])
+        counts = np.concatenate([m.counts for m in msgs])
+        live = np.concatenate([m.live_time_s for m in msgs])
+        real = np.concatenate([m.real_time_s for m in msgs])
+    return x.astype(np.intp, copy=False), y.astype(np.intp, copy=False), counts, live, real

@@ -16,6 +16,7 @@ import numpy as np
 from edge.canvas import Canvas
 from edge.inference import Engine, refusal
 from edge.recorder import Recorder
+from proto import wire
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid
 
@@ -81,36 +82,12 @@ class ScanState:
         return cls(start, grid, canvas, engine, recorder, dtype)
 
     def check_spectra(self, msg) -> None:
-        """Raise Rejected unless every pixel of this decoded message can be taken."""
-        n = len(msg.x)
-        counts = msg.counts
-        if counts.ndim != 2 or counts.shape[0] != n:
-            raise Rejected("bad_shape", f"counts shape {counts.shape} for {n} pixels", n)
-        if counts.shape[1] != self.start.channels:
-            raise Rejected(
-                "wrong_channels", f"{counts.shape[1]} channels, scan has {self.start.channels}", n
-            )
-        if counts.dtype.kind == "f":
-            if not np.isfinite(counts).all():
-                raise Rejected("nan_counts", "non-finite counts", n)
-            raise Rejected("bad_dtype", f"counts dtype {counts.dtype}", n)
-        if counts.dtype.kind not in "ui":
-            raise Rejected("bad_dtype", f"counts dtype {counts.dtype}", n)
-        if counts.dtype.kind == "i" and n and counts.min() < 0:
-            raise Rejected("bad_value", "negative counts", n)
-        if self.dtype == "uint16" and counts.dtype.itemsize > 2 and n and counts.max() > 65535:
-            raise Rejected("overflow", "counts above 65535 in a uint16 scan", n)
-        # wire.decode has already checked: live time finite > 0, real time finite >= live,
-        # coordinates unsigned; what is left is the scan's own geometry
-        x, y = msg.x, msg.y
-        if n == 1:
-            xmax, ymax = int(x[0]), int(y[0])
-        else:
-            xmax, ymax = int(x.max()), int(y.max())
-        if xmax >= self.start.width or ymax >= self.start.height:
-            raise Rejected(
-                "out_of_range", f"pixel outside {self.start.width}x{self.start.height}", n
-            )
+        """Raise Rejected unless every pixel of this decoded message can be taken: the
+        receiver checks of SPEC.md 4.2 (channels, counts dtype, coordinates), then the seq."""
+        try:
+            wire.check_in_scan(self.start, msg)
+        except wire.ProtocolError as e:
+            raise Rejected(e.reason, f"{e.path}: {e}", len(msg.x)) from e
         seq = int(msg.seq)
         if seq != self.last_seq + 1 and self.last_seq >= 0:
             self.seq_gaps += 1

@@ -325,16 +325,14 @@ def _fast_spectra(m: dict, p: str = "") -> Spectra:
     else, valid or not, to it. Tested to agree with it on every vector."""
     try:
         scan_id, seq, px = m["scan_id"], m["seq"], m["pixels"]
-        x, y, lv, rv, c = px["x"], px["y"], px["live_time_s"], px["real_time_s"], px["counts"]
+        x, y, lv, rv = px["x"], px["y"], px["live_time_s"], px["real_time_s"]
         xd, xz = _COORD[x["dtype"]]
         yd, yz = _COORD[y["dtype"]]
         ld, lz = _TIME[lv["dtype"]]
         rd, rz = _TIME[rv["dtype"]]
-        cd, cz = _COUNTS[c["dtype"]]
-        xs, ys, ls, rs, cs = x["shape"], y["shape"], lv["shape"], rv["shape"], c["shape"]
-        xb, yb, lb, rb, cb = x["bytes"], y["bytes"], lv["bytes"], rv["bytes"], c["bytes"]
+        xs, ys, ls, rs = x["shape"], y["shape"], lv["shape"], rv["shape"]
+        xb, yb, lb, rb = x["bytes"], y["bytes"], lv["bytes"], rv["bytes"]
         n = xs[0]
-        channels = cs[1]
         if not (
             type(scan_id) is str
             and scan_id == _last_scan_id
@@ -353,26 +351,20 @@ def _fast_spectra(m: dict, p: str = "") -> Spectra:
             and type(ys[0]) is int
             and type(ls[0]) is int
             and type(rs[0]) is int
-            and type(cs) is tuple
-            and len(cs) == 2
-            and type(cs[0]) is int
-            and cs[0] == n
-            and type(channels) is int
-            and 1 <= channels <= MAX_CHANNELS
-            and "layout" not in c
             and type(xb) is bytes
             and type(yb) is bytes
             and type(lb) is bytes
             and type(rb) is bytes
-            and type(cb) is bytes
             and len(xb) == n * xz
             and len(yb) == n * yz
             and len(lb) == n * lz
             and len(rb) == n * rz
-            and len(cb) == n * channels * cz
         ):
             return _check_spectra(m, p)
+        counts = _fast_counts(px["counts"], n)
     except (KeyError, TypeError, IndexError):
+        return _check_spectra(m, p)
+    if counts is None:
         return _check_spectra(m, p)
     live, real = _frombuffer(lb, ld), _frombuffer(rb, rd)
     if n == 1:
@@ -390,8 +382,95 @@ def _fast_spectra(m: dict, p: str = "") -> Spectra:
     d["y"] = _frombuffer(yb, yd)
     d["live_time_s"] = live
     d["real_time_s"] = real
-    d["counts"] = _ndarray(cs, cd, cb)
+    d["counts"] = counts
     return o
+
+
+def _fast_counts(c: dict, n: int) -> np.ndarray | None:
+    """Dense (n, C) counts of a well-formed counts map, else None (the careful path then
+    names the fault). May raise KeyError, TypeError or IndexError on odd maps."""
+    if "layout" in c:
+        return _fast_csr(c, n)
+    cd, cz = _COUNTS[c["dtype"]]
+    cs, cb = c["shape"], c["bytes"]
+    channels = cs[1]
+    if (
+        type(cs) is tuple
+        and len(cs) == 2
+        and type(cs[0]) is int
+        and cs[0] == n
+        and type(channels) is int
+        and 1 <= channels <= MAX_CHANNELS
+        and type(cb) is bytes
+        and len(cb) == n * channels * cz
+    ):
+        return _ndarray(cs, cd, cb)
+    return None
+
+
+_INDPTR = _DTYPES["<u4"]
+
+
+def _fast_csr(c: dict, n: int) -> np.ndarray | None:
+    """`_counts` for a well-formed CSR map (short dwells send these), without its paths."""
+    shape, ip, ix, va = c["shape"], c["indptr"], c["index"], c["value"]
+    ixd, ixz = _COUNTS[ix["dtype"]]
+    vd, vz = _COUNTS[va["dtype"]]
+    ips, ixs, vs = ip["shape"], ix["shape"], va["shape"]
+    ipb, ixb, vb = ip["bytes"], ix["bytes"], va["bytes"]
+    channels, nnz = shape[1], ixs[0]
+    if not (
+        c["layout"] == "csr"
+        and type(shape) is tuple
+        and len(shape) == 2
+        and type(shape[0]) is int
+        and shape[0] == n
+        and type(channels) is int
+        and 1 <= channels <= MAX_CHANNELS
+        and ip["dtype"] == "<u4"
+        and type(ips) is tuple
+        and len(ips) == 1
+        and type(ips[0]) is int
+        and ips[0] == n + 1
+        and type(ipb) is bytes
+        and len(ipb) == 4 * (n + 1)
+        and type(ixs) is tuple
+        and len(ixs) == 1
+        and type(nnz) is int
+        and nnz <= n * channels
+        and type(vs) is tuple
+        and len(vs) == 1
+        and type(vs[0]) is int
+        and vs[0] == nnz
+        and type(ixb) is bytes
+        and type(vb) is bytes
+        and len(ixb) == nnz * ixz
+        and len(vb) == nnz * vz
+    ):
+        return None
+    indptr = _frombuffer(ipb, _INDPTR)
+    index = _frombuffer(ixb, ixd)
+    if n == 1:  # one pixel: no row bookkeeping
+        if indptr.item(0) != 0 or indptr.item(1) != nnz:
+            return None
+        if nnz and (index.item(nnz - 1) >= channels
+                    or (nnz > 1 and not (index[1:] > index[:-1]).all())):
+            return None
+        dense = np.zeros(channels, dtype=vd)
+        dense[index.astype(np.intp)] = _frombuffer(vb, vd)  # intp: 2x faster scatter
+        return dense.reshape(1, channels)
+    steps = np.diff(indptr.astype(np.int64))
+    if indptr.item(0) != 0 or indptr.item(n) != nnz or (steps < 0).any():
+        return None
+    dense = np.zeros(n * channels, dtype=vd)
+    if nnz:
+        if int(index.max()) >= channels:
+            return None
+        flat = np.repeat(np.arange(n, dtype=np.int64) * channels, steps) + index
+        if nnz > 1 and not (flat[1:] > flat[:-1]).all():
+            return None
+        dense[flat] = _frombuffer(vb, vd)
+    return dense.reshape(n, channels)
 
 
 def _check_spectra(m: dict, p: str = "") -> Spectra:

@@ -122,6 +122,7 @@ def test_bad_inputs_rejected_counted_and_scan_completes(world, daemon):
         bad = {
             "malformed": b"\x00\xffnot msgpack at all",
             "wrong_channels": pack(spectra_map("bad", 0, 0, np.ones((1, c - 1)))),
+            "wrong_dtype": pack(spectra_map("bad", 0, 0, np.ones((1, c)), dtype="<u4")),
             "nan_live": pack(spectra_map("bad", 0, 0, np.ones((1, c)), live=np.nan)),
             "nan_counts": pack(spectra_map("bad", 0, 0, np.full((1, c), np.nan), dtype="<f4")),
             "out_of_range": pack(spectra_map("bad", W, 0, np.ones((1, c)))),
@@ -139,9 +140,9 @@ def test_bad_inputs_rejected_counted_and_scan_completes(world, daemon):
     e = s.errors
     assert s.counters["rejected_total"] == len(bad) + 1, e
     assert e.get("malformed", 0) >= 1
-    assert e.get("wrong_channels") == 1
+    assert e.get("bad_shape") == 1  # wrong channel count (SPEC.md 4.2)
     assert e.get("bad_value", 0) >= 1  # NaN live time (wire decode)
-    assert e.get("bad_dtype", 0) >= 1  # float (NaN) counts (wire decode)
+    assert e.get("bad_dtype", 0) == 2  # float (NaN) counts; uint32 in a uint16 scan
     assert e.get("out_of_range") == 1
     assert e.get("unknown_scan") == 1
     assert e.get("too_large") == 1
