@@ -218,7 +218,10 @@ def run_rgb(data: Path, out: Path, quick: bool) -> tuple[str, dict]:
         f"- Why R² >= 0.9 is out of reach on this scene: the score is against the photograph, "
         f"and a model that predicted every pixel's *original* colour exactly (what unveiling "
         f"asks for) would score R² = {oracle_r2:.3f}; the altered regions' photograph colour "
-        "(faded lake, browned varnish) has no XRF signature to learn it from.",
+        "(faded lake, browned varnish) has no XRF signature to learn it from. The same "
+        "regions and the novel pigment hold the median ΔE up; the faded regions' own miss "
+        "is the lake glaze, whose alum/chalk substrate is all XRF sees of it, so whether "
+        "vermilion lies under a glaze is barely in the spectrum.",
         "- Autoencoder question (does reconstruction help the RGB latent?): compare the "
         "`encoder` row with the `autoencoder c=...` rows; large c is the encoder plus a "
         "reconstruction regulariser.",
