@@ -257,10 +257,16 @@ def scan_library(scene: Scene, cfg: library.LibraryConfig = RGB_LIBRARY,
     return library.build(instrument, scene.dwell_s, cfg, progress)
 
 
-def with_library(scene: Scene, lib: library.Library) -> tuple[np.ndarray, np.ndarray]:
-    """Training spectra and photograph targets of the scan, then the library's."""
-    return (np.concatenate([scene.rates, lib.rates]).astype(np.float32),
-            np.concatenate([scene.photo, lib.rgb]).astype(np.float32))
+def train_rgb_library(scene: Scene, cfg: library.LibraryConfig = RGB_LIBRARY,
+                      epochs: int = RGB_EPOCHS) -> tuple[models.Model, library.Library]:
+    """Ours, what the edge serves: the RGB MLP on the scan's spectra and photograph plus the
+    pigment library's spectra and painted colours, dwell-augmented."""
+    lib = scan_library(scene, cfg)
+    x = np.concatenate([scene.rates, lib.rates]).astype(np.float32)
+    y = np.concatenate([scene.photo, lib.rgb]).astype(np.float32)
+    model = models.rgb_mlp(Preprocess.fit(x))
+    train_rgb_augmented(model, x, y, "rgb mlp + library", epochs)
+    return model, lib
 
 
 def train_rgb_autoencoder(pre: Preprocess, x: np.ndarray, y: np.ndarray, c: float,
@@ -321,6 +327,18 @@ def fit_linear(model: models.LinearPlusMlp, rates: np.ndarray, y: np.ndarray,
         model.linear.weight.copy_(torch.from_numpy(w.T.astype(np.float32)))
         model.body[-1].bias.add_(torch.from_numpy((t_mean - x_mean @ w).astype(np.float32)))
     model.linear.weight.requires_grad_(False)
+
+
+def train_element_linmlp(scene: Scene, epochs: int = EL_EPOCHS) -> models.LinearPlusMlp:
+    """Ours, what the edge serves: the closed-form linear branch, then the study's
+    one-hidden-layer MLP on what it leaves (statistics from a <= 50k-spectra subsample)."""
+    step = max(1, len(scene.rates) // 50_000)
+    sub = scene.rates[::step]
+    net = models.element_linmlp(Preprocess.fit(sub), element_scale(scene.elements),
+                                rate_scale(sub), EL_HIDDEN)
+    fit_linear(net, sub, scene.elements[::step])
+    train_element_net(net, scene.rates, scene.elements, epochs=epochs, desc="linear+mlp")
+    return net
 
 
 def train_element_net(model: models.Model, rates: np.ndarray, y: np.ndarray, *, epochs: int,
@@ -425,11 +443,8 @@ def train_default(data: str | Path, out: str | Path, epochs_scale: float = 1.0,
     saved = {}
     t0 = time.perf_counter()
     rgb_train = load_scene(scene_path(data, RGB_TRAIN))
-    lib = scan_library(rgb_train, rgb_library)
-    x, y = with_library(rgb_train, lib)
-    rgb = models.rgb_mlp(Preprocess.fit(x))
-    train_rgb_augmented(rgb, x, y, "rgb mlp + library",
-                        epochs=max(1, round(RGB_EPOCHS * epochs_scale)))
+    rgb, lib = train_rgb_library(rgb_train, rgb_library,
+                                 epochs=max(1, round(RGB_EPOCHS * epochs_scale)))
     rgb_test = heldout(data, RGB_TEST)
     metrics = {"train_r2": r2_rgb(rgb_train.photo, predict(rgb, rgb_train.rates)),
                **({"test": rgb_metrics(rgb, rgb_test)} if rgb_test else {})}
@@ -444,14 +459,7 @@ def train_default(data: str | Path, out: str | Path, epochs_scale: float = 1.0,
     saved["trust"] = artifacts.save("trust", trust, trust_info(rgb_train, metrics), out)
 
     el_train = load_scene(scene_path(data, EL_TRAIN))
-    step = max(1, len(el_train.rates) // 50_000)
-    sub = el_train.rates[::step]
-    pre_el = Preprocess.fit(sub)
-    net = models.element_linmlp(pre_el, element_scale(el_train.elements), rate_scale(sub),
-                                EL_HIDDEN)
-    fit_linear(net, sub, el_train.elements[::step])
-    train_element_net(net, el_train.rates, el_train.elements, desc="element linear+mlp",
-                      epochs=max(1, round(EL_EPOCHS * epochs_scale)))
+    net = train_element_linmlp(el_train, epochs=max(1, round(EL_EPOCHS * epochs_scale)))
     el_test = heldout(data, EL_TEST)
     metrics = {"test": element_metrics(net, el_test)} if el_test else {}
     saved["elements"] = artifacts.save(
