@@ -9,8 +9,8 @@ RECORDINGS := recordings
 OUT := out
 export PYTHONHASHSEED := 0
 
-.PHONY: setup lint format test data train export serve replay watch status demo demo-models bench report \
-	labels convert vectors clean
+.PHONY: setup lint format test smoke-edge data train export serve replay watch status demo \
+	demo-models bench report labels convert vectors clean
 
 setup: $(VENV_STAMP)
 
@@ -29,6 +29,11 @@ format: setup
 
 test: setup
 	.venv/bin/pytest -q
+
+# The edge alone: '.[edge]' into .venv-edge (no torch), then serve/replay/watch/status there
+# against bundles and a scan made by the full .venv; prints both venvs' sizes.
+smoke-edge: setup
+	bash .ci/edge_only.sh
 
 # Simulated scenes (the study's two experiments), their PNGs and the realism figure.
 data: setup

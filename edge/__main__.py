@@ -1,4 +1,4 @@
-"""`python -m edge serve|replay|watch|status|reload`."""
+"""`python -m edge serve|replay|watch|status|reload` (installed as `maxrf-edge`)."""
 
 from __future__ import annotations
 
@@ -6,53 +6,74 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from edge import config
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m edge", description=__doc__)
+
+def build_parser(prog: str = "python -m edge") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    serve = sub.add_parser("serve", help="run the daemon")
+    serve = sub.add_parser("serve", help="run the daemon",
+                           description="Run the daemon: ingest, record, infer, publish.")
     config.add_arguments(serve)
-    serve.add_argument("--log-level", default="INFO")
+    serve.add_argument("--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS,
+                       help="log verbosity (default INFO)")
 
-    rp = sub.add_parser("replay", help="stream a dataset file like a scanner")
-    rp.add_argument("file")
-    rp.add_argument("--ingest", default=config.Config.ingest)
-    rp.add_argument("--order", choices=("raster", "serpentine"), default="raster")
+    rp = sub.add_parser("replay", help="stream a dataset file like a scanner",
+                        description="Stream a dataset file to the daemon like a scanner.")
+    rp.add_argument("file", help="dataset file (HDF5, proto/DATASET.md) to stream")
+    rp.add_argument("--ingest", default=config.Config.ingest,
+                    help=f"the daemon's PULL endpoint (default {config.Config.ingest})")
+    rp.add_argument("--order", choices=("raster", "serpentine"), default="raster",
+                    help="pixel order: raster, or serpentine (every other row reversed)")
     rp.add_argument("--dwell", type=float, default=0.0,
                     help="seconds per pixel; 0 = as fast as allowed, -1 = the file's own")
-    rp.add_argument("--pixels-per-message", type=int, default=1)
-    rp.add_argument("--scan-id")
+    rp.add_argument("--pixels-per-message", type=int, default=1,
+                    help="pixels per spectra message (default 1)")
+    rp.add_argument("--scan-id", help="scan id to send (default: the file's name)")
     rp.add_argument("--limit", type=int, help="stop after this many pixels")
     rp.add_argument("--no-end", action="store_true", help="do not send scan_end")
 
-    wt = sub.add_parser("watch", help="follow previews, write PNGs")
-    wt.add_argument("--previews", default=config.Config.previews)
-    wt.add_argument("--snapshot", default=config.Config.snapshot)
-    wt.add_argument("--out", default="out/watch")
-    wt.add_argument("--every", type=float, default=3.0)
-    wt.add_argument("--timeout", type=float, default=600.0)
+    wt = sub.add_parser("watch", help="follow previews, write PNGs",
+                        description="Follow the previews (snapshot first) and write PNGs.")
+    wt.add_argument("--previews", default=config.Config.previews,
+                    help=f"the daemon's PUB endpoint (default {config.Config.previews})")
+    wt.add_argument("--snapshot", default=config.Config.snapshot,
+                    help=f"the daemon's ROUTER endpoint (default {config.Config.snapshot})")
+    wt.add_argument("--out", default="out/watch",
+                    help="folder for rgb.png, elements.png, trust.png (default out/watch)")
+    wt.add_argument("--every", type=float, default=3.0,
+                    help="seconds between PNG writes (default 3)")
+    wt.add_argument("--timeout", type=float, default=600.0,
+                    help="give up after this many seconds (default 600)")
     wt.add_argument("--follow", action="store_true", help="keep going after the scan ends")
 
     for name, text in (("status", "print the daemon's status"),
                        ("reload", "ask the daemon to reload its models (between scans)")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--snapshot", default=config.Config.snapshot)
-        p.add_argument("--timeout", type=float, default=5.0)
+        p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        p.add_argument("--snapshot", default=config.Config.snapshot,
+                       help=f"the daemon's ROUTER endpoint (default {config.Config.snapshot})")
+        p.add_argument("--timeout", type=float, default=5.0,
+                       help="seconds to wait for the reply; exit 1 without one (default 5)")
+    return parser
 
+
+def main(argv: list[str] | None = None) -> int:
+    # usage lines name the command as it was typed: `python -m edge` or the `maxrf-edge` script
+    name = Path(sys.argv[0]).name
+    parser = build_parser("python -m edge" if name in ("__main__.py", "-c", "") else name)
     args = parser.parse_args(argv)
     if args.command == "serve":
-        from edge.daemon import Daemon
-
-        logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
-        Daemon(config.from_args(args)).run()
-        return 0
+        return serve(parser.prog, args)
     if args.command == "replay":
         from edge.replay import replay
 
+        if not Path(args.file).is_file():
+            parser.error(f"replay: no such dataset file: {args.file}")
         r = replay(
             args.file, args.ingest, order=args.order,
             dwell_s=None if args.dwell < 0 else args.dwell,
@@ -83,6 +104,29 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps({"scan_id": s.scan_id, "seq": s.seq, "state": s.state,
                       "counters": s.counters, "rates": s.rates, "latency_ms": s.latency_ms,
                       "rejected": s.errors, "detail": s.detail}, indent=2, default=str))
+    return 0
+
+
+def serve(prog: str, args: argparse.Namespace) -> int:
+    """Run the daemon; a bad setting or an endpoint that cannot be bound is one line, no
+    traceback: exit 2 for settings (like argparse), 1 for the endpoints."""
+    try:
+        cfg = config.from_args(args)
+    except config.ConfigError as e:
+        print(f"{prog} serve: error: {e}", file=sys.stderr)
+        return 2
+    import zmq
+
+    from edge.daemon import Daemon
+
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
+    try:
+        daemon = Daemon(cfg)
+    except zmq.ZMQError as e:
+        print(f"{prog} serve: error: cannot bind {cfg.ingest}, {cfg.previews}, "
+              f"{cfg.snapshot}: {e}", file=sys.stderr)
+        return 1
+    daemon.run()
     return 0
 
 

@@ -2,15 +2,27 @@
 
 Flags override the file, the file overrides the defaults. Every endpoint is on
 loopback by default so nothing is exposed off the box unless asked for.
+
+Every value is type- and range-checked where it enters (file, flag or code),
+so a wrong setting stops the daemon at start with one line naming the key and
+its source, instead of crashing it on the scan's first message.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
+
+COMPRESSIONS = ("none", "lzf", "gzip")
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; str() is one line naming the key and its source."""
 
 
 @dataclass
@@ -43,17 +55,97 @@ class Config:
     threads: int = 2
     status_every_s: float = 1.0
 
+    def __post_init__(self) -> None:
+        # code that builds a Config directly gets the same checks as a file or a flag
+        for name, value in check(vars(self), "Config").items():
+            setattr(self, name, value)
+
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
+        """The checked settings of a TOML (.toml) or JSON file, top level or its [edge] table."""
         path = Path(path)
-        text = path.read_text()
-        data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
-        data = data.get("edge", data)
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"{path}: unknown settings {sorted(unknown)}")
-        return data
+        try:
+            text = path.read_text()
+            data = tomllib.loads(text) if path.suffix == ".toml" else json.loads(text)
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read the config file ({e.strerror})") from None
+        except (tomllib.TOMLDecodeError, json.JSONDecodeError) as e:
+            raise ConfigError(f"{path}: not valid {'TOML' if path.suffix == '.toml' else 'JSON'}: "
+                              f"{' '.join(str(e).split())}") from None
+        data = data.get("edge", data) if isinstance(data, dict) else data
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: settings must be a table of key = value, "
+                              f"got {type(data).__name__}")
+        return check(data, str(path))
+
+
+# (lowest, lowest allowed?) per numeric setting; ints are counts, floats rates and periods
+LIMITS: dict[str, tuple[float, bool]] = {
+    "rcvhwm": (1, True),  # 0 would mean "unbounded" to ZeroMQ: no back-pressure
+    "sndhwm": (1, True),
+    "max_message_bytes": (1, True),
+    "max_batch": (1, True),
+    "flush_pixels": (1, True),
+    "threads": (1, True),
+    "max_wait_ms": (0.0, True),  # 0: run whatever has arrived at once
+    "rate_hz": (0.0, False),
+    "full_every_s": (0.0, False),
+    "flush_every_s": (0.0, False),
+    "status_every_s": (0.0, False),
+}
+ENDPOINT_FIELDS = ("ingest", "previews", "snapshot")
+TYPE_NAMES = {"int": "an int", "float": "a float (or an int)", "str": "a str",
+              "bool": "a bool (true or false)"}
+
+
+def _typed(kind: str, value: Any) -> tuple[bool, Any]:
+    """(value has type `kind`, value converted): bool is not an int, an int is a float."""
+    if kind == "bool":
+        return isinstance(value, bool), value
+    if kind == "int":
+        return isinstance(value, int) and not isinstance(value, bool), value
+    if kind == "float":
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+        return ok, float(value) if ok else value
+    return isinstance(value, str), value
+
+
+def check(values: dict[str, Any], source: str) -> dict[str, Any]:
+    """`values` with ints widened to floats where a float is due; ConfigError on the first
+    unknown key, wrong type or out-of-range value, naming the key and `source`."""
+    kinds = {f.name: str(f.type) for f in fields(Config)}
+    unknown = set(values) - set(kinds)
+    if unknown:
+        raise ConfigError(f"{source}: unknown settings {sorted(unknown)} "
+                          f"(known: {', '.join(kinds)})")
+    out: dict[str, Any] = {}
+    for name, value in values.items():
+        kind = kinds[name]
+        ok, value = _typed(kind, value)
+        if not ok:
+            raise ConfigError(f"{source}: {name} must be {TYPE_NAMES[kind]}, "
+                              f"got {value!r} ({type(value).__name__})")
+        _check_range(name, value, source)
+        out[name] = value
+    return out
+
+
+def _check_range(name: str, value: Any, source: str) -> None:
+    bad = ""
+    if name in LIMITS:
+        low, inclusive = LIMITS[name]
+        if isinstance(value, float) and not math.isfinite(value):
+            bad = "must be finite"
+        elif value < low or (value == low and not inclusive):
+            bad = f"must be {'>=' if inclusive else '>'} {low:g}"
+    elif name == "compression" and value not in COMPRESSIONS:
+        bad = f"must be one of {', '.join(COMPRESSIONS)}"
+    elif name in ENDPOINT_FIELDS and "://" not in value:
+        bad = "must be a ZeroMQ endpoint such as tcp://127.0.0.1:5555 or ipc:///tmp/edge-in"
+    elif name in ("models", "recordings") and not value:
+        bad = "must be a folder name"
+    if bad:
+        raise ConfigError(f"{source}: {name} {bad}, got {value!r}")
 
 
 HELP = {
@@ -79,22 +171,27 @@ HELP = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", help="TOML or JSON file with these settings")
+    parser.add_argument("--config", metavar="FILE",
+                        help="TOML or JSON file with these settings (top level or an [edge] "
+                             "table); flags override it")
     for f in fields(Config):
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             parser.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction,
-                                help=HELP.get(f.name))
+                                help=HELP[f.name])
         else:
+            # a flag's type error is argparse's own one-line exit 2; its range is checked below
             kind = {"int": int, "float": float}.get(str(f.type), str)
             parser.add_argument(flag, dest=f.name, type=kind, default=None,
-                                help=f"{HELP.get(f.name, '')} (default {f.default})")
+                                choices=COMPRESSIONS if f.name == "compression" else None,
+                                help=f"{HELP[f.name]} (default {f.default})")
 
 
 def from_args(args: argparse.Namespace) -> Config:
+    """Defaults < --config file < flags; ConfigError (one line) on any bad value."""
     values: dict = Config.from_file(args.config) if getattr(args, "config", None) else {}
-    for f in fields(Config):
-        given = getattr(args, f.name, None)
-        if given is not None:
-            values[f.name] = given
+    flags = {f.name: getattr(args, f.name) for f in fields(Config)
+             if getattr(args, f.name, None) is not None}
+    for name, value in flags.items():
+        values.update(check({name: value}, f"command line (--{name.replace('_', '-')})"))
     return Config(**values)

@@ -14,12 +14,10 @@ from pathlib import Path
 import numpy as np
 
 from edge.models import ModelSession
-from proto.bundle import BundleError
+from proto.bundle import KINDS, BundleError
 from proto.energy import EnergyGrid, Rebinner
 
 log = logging.getLogger("edge.inference")
-
-KINDS = ("rgb", "elements", "trust")
 
 
 def load_models(folder: str | Path, threads: int = 1) -> dict[str, ModelSession]:
