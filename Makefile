@@ -89,7 +89,7 @@ convert: setup
 	$(PY) -m training.convert $(IN) $(OUT_FILE)
 
 vectors: setup
-	$(PY) -m proto.vectors
+	$(PY) -m tools.vectors
 
 clean:
 	rm -rf $(OUT) .pytest_cache .ruff_cache

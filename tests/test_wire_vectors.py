@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from proto.messages import MESSAGE_TYPES, REASONS
-from proto.vectors import HERE, build, describe, write
 from proto.wire import ProtocolError, decode, encode
+from tools.vectors import HERE, build, describe, write
 
 VALID = sorted((HERE / "valid").glob("*.msgpack"))
 INVALID = sorted((HERE / "invalid").glob("*.msgpack"))
