@@ -1,9 +1,9 @@
 """Every accepted pixel, on disk, before anything else happens to it.
 
-A thin wrapper over `proto.dataset.DatasetWriter` (the training dataset layout,
-so a recording is training data) that flushes at least every `flush_every_s`
-and keeps a sidecar `<scan>.active.json` while a scan is open, so a daemon
-restarted after kill -9 knows which recording to resume.
+A thin wrapper over `edge.recording.DatasetWriter` (the layout of `proto.dataset`,
+so a recording is training data) that flushes at least every `flush_every_s` and
+keeps a sidecar `<scan>.active.json` while a scan is open, so a daemon restarted
+after kill -9 knows which recording to resume.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from proto.dataset import DatasetWriter
+from edge.recording import DatasetWriter
 from proto.energy import EnergyGrid
 
 

@@ -1,7 +1,10 @@
 """The MA-XRF dataset file: one HDF5 layout for simulated scans, converted real files and
-live recordings. `proto/DATASET.md` is the contract; this module writes, reads and checks it.
+live recordings. `proto/DATASET.md` is the contract; this module defines the layout
+(`create_layout`), writes a whole scan (`write_dataset`), reads and checks it.
 
-Only h5py, numpy, json and the stdlib, so the edge recorder can write it without training code.
+Only h5py, numpy, json and the stdlib. The edge's incremental SWMR writer
+(`edge.recording.DatasetWriter`) creates its files with `create_layout`, so the layout
+is defined here once.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any
 
 import h5py
 import numpy as np
-from h5py import h5s
 
 from proto.elements import MAP_DEFINITION, MAP_UNITS
 from proto.energy import EnergyGrid
@@ -25,7 +27,6 @@ FORMAT_VERSION = "1.0"
 COUNT_DTYPES = (np.dtype("uint16"), np.dtype("uint32"))
 STATUSES = ("recording", "success", "abort", "fail", "complete")
 _CHUNK_WIDTH = 16  # pixels per chunk along a row: 16 x 4096 x 2 B = 128 KiB, a good HDF5 chunk
-_CACHE_BYTES = 64 * 2**20  # a full row of chunks stays in cache while a raster row is written
 
 
 class DatasetError(ValueError):
@@ -47,10 +48,11 @@ def _compression(kind: str | None) -> dict[str, Any]:
     raise ValueError(f"compression must be 'gzip', 'lzf' or None, got {kind!r}")
 
 
-def _create_layout(
+def create_layout(
     f: h5py.File, height: int, width: int, grid: EnergyGrid, dtype: Any,
     instrument: Mapping | None, scan: Mapping | None, status: str, compression: str | None,
 ) -> None:
+    """Root attributes and the four per-pixel datasets at full size (unacquired: zeros)."""
     dtype = np.dtype(dtype)
     if dtype not in COUNT_DTYPES:
         raise ValueError(f"counts dtype must be uint16 or uint32, got {dtype}")
@@ -118,7 +120,7 @@ def write_dataset(
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".part")
     with h5py.File(tmp, "w") as f:
-        _create_layout(f, h, w, grid, counts.dtype, instrument, scan, "complete", compression)
+        create_layout(f, h, w, grid, counts.dtype, instrument, scan, "complete", compression)
         f["counts"][...] = counts
         f["live_time_s"][...] = live_time_s
         f["real_time_s"][...] = real_time_s
@@ -389,261 +391,3 @@ def open_dataset(path: str | os.PathLike, *, verify: bool = False) -> Dataset:
         ds.close()
         raise DatasetError(path, f"unreadable: {exc}") from exc
     return ds
-
-
-class DatasetWriter:
-    """Incremental writer for the edge recorder: pixels in any order, crash-safe after flush().
-
-    Every dataset is created at full size before SWMR mode starts; SWMR keeps the file
-    consistent on disk at every flush, so a kill -9 loses at most the pixels since the last
-    flush. Counts reach the disk before the `acquired` mask marks them (two flushes), so a
-    pixel marked acquired always has its spectrum.
-    """
-
-    def __init__(self, path: Path, file: h5py.File, max_pending: int = 2048) -> None:
-        self.path, self._f = path, file
-        self._counts = file["counts"]
-        h, w, c = self._counts.shape
-        self.height, self.width, self.channels = h, w, c
-        self.acquired = file["acquired"][...].astype(bool)
-        self._live = file["live_time_s"][...]
-        self._real = file["real_time_s"][...]
-        self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self._pending_n = 0
-        self._max_pending = max_pending
-        self._dirty_rows: set[int] = set()
-        self.closed = False
-        # Low-level handles, kept: the high-level h5py write costs ~40-90 us of Python per
-        # call (name lookup, selection parsing), more than the data at a 1 kHz flush rate.
-        self._counts_space = self._counts.id.get_space()
-        self._direct = (_DirectChunks(self._counts, self.acquired)
-                        if _DirectChunks.usable(self._counts) else None)
-        self._rows = [
-            (file[name].id, file[name].id.get_space(), mem)
-            for name, mem in (("live_time_s", self._live), ("real_time_s", self._real),
-                              ("acquired", self.acquired))
-        ]
-
-    @classmethod
-    def create(
-        cls, path: str | os.PathLike, height: int, width: int, grid: EnergyGrid,
-        dtype: Any = "uint16", instrument: Mapping | None = None, scan: Mapping | None = None,
-        *, compression: str | None = "gzip",
-    ) -> DatasetWriter:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(path, "w", libver="latest", rdcc_nbytes=_CACHE_BYTES)
-        try:
-            _create_layout(f, height, width, grid, dtype, instrument, scan, "recording",
-                           compression)
-            f.swmr_mode = True
-            f.flush()
-        except Exception:
-            f.close()
-            raise
-        return cls(path, f)
-
-    @classmethod
-    def resume(cls, path: str | os.PathLike) -> DatasetWriter:
-        """Reopen a recording to continue it; `.acquired` tells which pixels it already has.
-
-        A file left by a killed writer keeps HDF5's "open for write" flag, which h5py cannot
-        clear; its flushed content is then copied into a fresh file that replaces it.
-        """
-        path = Path(path)
-        with open_dataset(path):
-            pass  # validates, and reads a crashed recording through SWMR
-        try:
-            f = h5py.File(path, "r+", libver="latest", rdcc_nbytes=_CACHE_BYTES)
-        except OSError:
-            _rewrite_clean(path)
-            f = h5py.File(path, "r+", libver="latest", rdcc_nbytes=_CACHE_BYTES)
-        try:
-            f.attrs["status"] = "recording"
-            f.swmr_mode = True
-        except Exception:
-            f.close()
-            raise
-        return cls(path, f)
-
-    def write_pixels(
-        self, x: np.ndarray, y: np.ndarray, counts: np.ndarray,
-        live: np.ndarray, real: np.ndarray,
-    ) -> None:
-        x = np.asarray(x, dtype=np.intp).reshape(-1)
-        y = np.asarray(y, dtype=np.intp).reshape(-1)
-        counts = np.asarray(counts)
-        n = x.size
-        if counts.shape != (n, self.channels) or y.size != n:
-            raise ValueError(f"need (N,) x, y and (N, {self.channels}) counts, got "
-                             f"{x.shape}, {y.shape}, {counts.shape}")
-        if n and (x.min() < 0 or y.min() < 0 or x.max() >= self.width or y.max() >= self.height):
-            raise ValueError("pixel coordinates out of range")
-        self._live[y, x] = live
-        self._real[y, x] = real
-        self.acquired[y, x] = True
-        self._pending.append((y, x, counts.astype(self._counts.dtype, copy=False)))
-        self._pending_n += n
-        if self._pending_n >= self._max_pending:
-            self._drain()
-
-    def _drain(self) -> None:
-        """Write pending spectra into the cube, one slice per run of adjacent pixels in a row."""
-        if not self._pending:
-            return
-        if len(self._pending) == 1:
-            y, x, counts = self._pending[0]
-        else:
-            y = np.concatenate([p[0] for p in self._pending])
-            x = np.concatenate([p[1] for p in self._pending])
-            counts = np.concatenate([p[2] for p in self._pending])
-        self._pending, self._pending_n = [], 0
-        if y.size > 1:
-            order = np.lexsort((x, y))
-            y, x, counts = y[order], x[order], counts[order]
-            # A run breaks where the row changes or x does not step by exactly one.
-            breaks = np.flatnonzero((np.diff(y) != 0) | (np.diff(x) != 1)) + 1
-            starts, stops = np.r_[0, breaks].tolist(), np.r_[breaks, y.size].tolist()
-        else:
-            starts, stops = [0], [1]
-        counts = np.ascontiguousarray(counts)
-        for start, stop in zip(starts, stops, strict=True):
-            row = int(y[start])
-            self._write_run(row, int(x[start]), counts[start:stop])
-            self._dirty_rows.add(row)
-
-    def _write_run(self, row: int, x0: int, counts: np.ndarray) -> None:
-        """counts (n, C), C-contiguous, file dtype -> pixels (row, x0 .. x0 + n)."""
-        if self._direct is not None:
-            self._direct.write_run(row, x0, counts, self.acquired)
-            return
-        n = counts.shape[0]
-        space = self._counts_space
-        space.select_hyperslab((row, x0, 0), (1, n, self.channels))
-        self._counts.id.write(h5s.create_simple((n, self.channels)), space, counts)
-
-    def flush(self) -> None:
-        """Make every pixel written so far durable (call at least once a second)."""
-        self._drain()
-        if not self._dirty_rows:
-            return
-        if self._direct is not None:
-            self._direct.write_dirty(self.acquired)
-        self._f.flush()  # spectra first ...
-        r0, r1 = min(self._dirty_rows), max(self._dirty_rows) + 1
-        mem = h5s.create_simple((r1 - r0, self.width))
-        for dataset, space, values in self._rows:
-            space.select_hyperslab((r0, 0), (r1 - r0, self.width))
-            dataset.write(mem, space, np.ascontiguousarray(values[r0:r1]))
-        self._f.flush()  # ... then the mask that says they exist
-        self._dirty_rows.clear()
-
-    def close(self, status: str = "success") -> None:
-        if self.closed:
-            return
-        if status not in STATUSES:
-            raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
-        self.flush()
-        self._f.close()
-        # Attributes cannot change under SWMR, so the final status is set after a clean close.
-        with h5py.File(self.path, "r+", libver="latest") as f:
-            f.attrs["status"] = status
-        self.closed = True
-
-    def __enter__(self) -> DatasetWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        self.close("success" if exc_type is None else "fail")
-
-
-class _DirectChunks:
-    """Counts written as whole chunks (H5Dwrite_chunk), past HDF5's chunk cache.
-
-    For an unfiltered (1, cw, C) chunk layout: a run of pixels that covers a chunk is
-    written straight from the caller's array; a chunk only partly covered is kept here
-    (read back from the file if it holds earlier pixels) and written whole by
-    `write_dirty`, before the flush that makes it durable. A raster batch then costs one
-    pwrite per chunk instead of a fill, a copy into the cache and the cache's write-out.
-    """
-
-    def __init__(self, dataset: h5py.Dataset, acquired: np.ndarray, max_partial: int = 64
-                 ) -> None:
-        self._id = dataset.id
-        _, self.width, self.channels = dataset.shape
-        self.cw = dataset.chunks[1]
-        self.dtype = dataset.dtype
-        self.max_partial = max_partial
-        self._partial: dict[tuple[int, int], np.ndarray] = {}  # (row, x0) -> (cw, C)
-        self._dirty: set[tuple[int, int]] = set()
-        # chunks holding acquired pixels, to be read back before a partial write; a chunk with
-        # none holds nothing that counts (unacquired pixels read 0). Asking HDF5 instead
-        # costs ~0.4 ms a chunk, and listing them is quadratic in their number.
-        h = acquired.shape[0]
-        padded = np.zeros((h, -(-self.width // self.cw) * self.cw), dtype=bool)
-        padded[:, :self.width] = acquired
-        rows, cols = np.nonzero(padded.reshape(h, -1, self.cw).any(axis=2))
-        self._stored = set(zip(rows.tolist(), (cols * self.cw).tolist(), strict=True))
-
-    @staticmethod
-    def usable(dataset: h5py.Dataset) -> bool:
-        chunks = dataset.chunks
-        return (
-            chunks is not None and chunks[0] == 1 and chunks[2] == dataset.shape[2]
-            and dataset.id.get_create_plist().get_nfilters() == 0
-            and dataset.dtype.byteorder in ("=", "<", "|") and np.little_endian
-        )
-
-    def write_run(self, row: int, x0: int, counts: np.ndarray, acquired: np.ndarray) -> None:
-        x1 = x0 + len(counts)
-        cw = self.cw
-        for c0 in range(x0 - x0 % cw, x1, cw):
-            a, b = max(x0, c0), min(x1, c0 + cw)
-            key = (row, c0)
-            if b - a == cw:  # the whole chunk: no need to know what it held
-                self._partial.pop(key, None)
-                self._dirty.discard(key)
-                self._put(key, counts[a - x0:b - x0])
-                continue
-            chunk = self._partial.get(key)
-            if chunk is None:
-                chunk = self._partial[key] = self._read(row, c0)
-            chunk[a - c0:b - c0] = counts[a - x0:b - x0]
-            self._dirty.add(key)
-        if len(self._partial) > self.max_partial:
-            self.write_dirty(acquired)
-
-    def write_dirty(self, acquired: np.ndarray) -> None:
-        """Write every chunk changed since the last call; keep only unfinished ones."""
-        for key in self._dirty:
-            self._put(key, self._partial[key])
-        self._dirty.clear()
-        for (row, c0) in list(self._partial):
-            if acquired[row, c0:c0 + self.cw].all():  # complete: not written again
-                del self._partial[(row, c0)]
-        while len(self._partial) > self.max_partial:  # oldest first; all clean by now
-            del self._partial[next(iter(self._partial))]
-
-    def _put(self, key: tuple[int, int], chunk: np.ndarray) -> None:
-        self._id.write_direct_chunk((*key, 0), chunk)
-        self._stored.add(key)
-
-    def _read(self, row: int, c0: int) -> np.ndarray:
-        """A chunk's current content (zeros, the fill value, if never written)."""
-        if (row, c0) not in self._stored:
-            return np.zeros((self.cw, self.channels), dtype=self.dtype)
-        _, raw = self._id.read_direct_chunk((row, c0, 0))
-        return np.frombuffer(raw, dtype=self.dtype).reshape(self.cw, self.channels).copy()
-
-
-def _rewrite_clean(path: Path) -> None:
-    """Copy a crashed SWMR recording into a fresh file (clears HDF5's open-for-write flag)."""
-    tmp = path.with_name(path.name + ".resume")
-    with h5py.File(path, "r", libver="latest", swmr=True) as src, \
-            h5py.File(tmp, "w", libver="latest") as dst:
-        for key, value in src.attrs.items():
-            dst.attrs[key] = value
-        for name in src:
-            src.copy(src[name], dst, name=name)
-    os.replace(tmp, path)
-

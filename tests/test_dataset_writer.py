@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from proto.dataset import DatasetWriter, open_dataset
+from edge.recording import DatasetWriter
+from proto.dataset import open_dataset
 from proto.energy import EnergyGrid
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,7 +77,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     import numpy as np
     sys.path.insert(0, {root!r})
-    from proto.dataset import DatasetWriter
+    from edge.recording import DatasetWriter
     from proto.energy import EnergyGrid
     sys.path.insert(0, {tests!r})
     from test_dataset_writer import spectrum, H, W, GRID
