@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-TOPICS = ("rgb", "elements", "trust")
+from proto.messages import PREVIEW_TOPICS
 
 
 class Canvas:
@@ -23,7 +23,7 @@ class Canvas:
         self.filled = 0
         self.repeated = 0
         # per-topic dirty box (y0, x0, y1, x1), exclusive ends; None when clean
-        self._dirty: dict[str, tuple[int, int, int, int] | None] = dict.fromkeys(TOPICS)
+        self._dirty: dict[str, tuple[int, int, int, int] | None] = dict.fromkeys(PREVIEW_TOPICS)
 
     def update(
         self,
@@ -54,7 +54,7 @@ class Canvas:
         if trust is not None:
             self.trust[y, x] = finite(trust.reshape(-1))
         box = (int(y.min()), int(x.min()), int(y.max()) + 1, int(x.max()) + 1)
-        for topic in TOPICS:
+        for topic in PREVIEW_TOPICS:
             old = self._dirty[topic]
             self._dirty[topic] = box if old is None else (
                 min(old[0], box[0]), min(old[1], box[1]), max(old[2], box[2]), max(old[3], box[3])

@@ -209,7 +209,8 @@ class Daemon:
         self.seq += 1
         now = time.monotonic()
         self.publisher.publish(scan.canvas, scan.scan_id, self.seq, now, force=True)
-        self.publish_status(now, ended=scan.scan_id, end_status=status)
+        scan.end_status = status  # every later status says how it ended, not only this one
+        self.publish_status(now)
         if self.reload_pending:
             self.reload_pending = False
             self.load_models()
@@ -325,19 +326,26 @@ class Daemon:
                 self.router.send_multipart([ident, *envelope, out], flags=zmq.NOBLOCK)
 
     # ---- state out ----------------------------------------------------------------------
-    def status_dict(self) -> dict:
+    def status_message(self, **extra) -> wire.Status:
+        """The `status` message: typed fields for what clients act on (SPEC.md 4.5: `state`
+        "idle" with a `scan_id` means that scan has ended), `detail` for people, with
+        `extra` (a control request's outcome) added to it."""
         scan = self.scan or self.finished
-        d = self.stats.snapshot()
-        d["seq"] = self.seq
-        d["state"] = "scanning" if self.scan else "idle"
-        d["models"] = describe(self.sessions)
-        d["models_error"] = self.models_error
-        d["last_reload"] = self.last_reload
-        d["reload_pending"] = self.reload_pending
-        d["previews_sent"] = self.publisher.sent
-        d["previews_dropped"] = self.publisher.dropped
+        state = "scanning" if self.scan else "idle"
+        counters = self.stats.counters() | {
+            "previews_sent": self.publisher.sent,
+            "previews_dropped": self.publisher.dropped,
+        }
+        detail = self.stats.detail() | {
+            "models": describe(self.sessions),
+            "models_error": self.models_error,
+            "last_reload": self.last_reload,
+            "reload_pending": self.reload_pending,
+        }
         if scan is not None:
-            d["scan"] = {
+            counters |= {"filled": int(scan.canvas.filled), "width": int(scan.canvas.width),
+                         "height": int(scan.canvas.height)}
+            detail["scan"] = {
                 "scan_id": scan.scan_id,
                 "width": scan.canvas.width,
                 "height": scan.canvas.height,
@@ -346,38 +354,21 @@ class Daemon:
                 "seq_gaps": scan.seq_gaps,
                 "recording": str(scan.recorder.path) if scan.recorder else None,
                 "active": scan is self.scan,
+                "end_status": scan.end_status,
             }
-        return d
-
-    def status_message(self, **extra):
-        current = self.scan or self.finished
-        d = self.status_dict() | extra
-        counters = {
-            k: int(d[k]) for k in (
-                "accepted", "repeated", "messages", "rejected_total", "rejected_pixels",
-                "queue_depth", "batches", "previews_sent", "previews_dropped",
-            )
-        }
-        if "scan" in d:
-            counters["filled"] = int(d["scan"]["filled"])
-            counters["width"] = int(d["scan"]["width"])
-            counters["height"] = int(d["scan"]["height"])
-        detail = {k: v for k, v in d.items() if k not in counters and k not in (
-            "rejected", "latency_ms", "rate_spectra_s", "mean_rate_spectra_s")}
         return wire.Status(
-            scan_id=current.scan_id if current else "",
+            scan_id=scan.scan_id if scan else "",
             seq=self.seq,
-            state=d["state"],
+            state=state,
             counters=counters,
-            rates={"spectra_s": float(d["rate_spectra_s"]),
-                   "mean_spectra_s": float(d["mean_rate_spectra_s"])},
-            latency_ms={k: float(v) for k, v in d["latency_ms"].items()},
-            errors={k: int(v) for k, v in d["rejected"].items()},
-            detail=detail,
+            rates=self.stats.rates(),
+            latency_ms=self.stats.latency_ms(),
+            errors=self.stats.errors(),
+            detail=detail | extra,
         )
 
-    def publish_status(self, now: float, **extra) -> None:
-        self.publisher.send("status", self.status_message(**extra))
+    def publish_status(self, now: float) -> None:
+        self.publisher.send("status", self.status_message())
 
     def snapshot(self, topics: tuple[str, ...], **extra):
         scan = self.scan or self.finished

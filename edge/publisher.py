@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import zmq
 
-from edge.canvas import TOPICS, Canvas
+from edge.canvas import Canvas
 from proto import wire
+from proto.messages import PREVIEW_TOPICS, PUB_TOPICS
 
 
 class Publisher:
@@ -20,8 +21,8 @@ class Publisher:
         self.pub = pub
         self.min_gap = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.full_every_s = full_every_s
-        self._last: dict[str, float] = dict.fromkeys((*TOPICS, "status"), 0.0)
-        self._last_full: dict[str, float] = dict.fromkeys(TOPICS, 0.0)
+        self._last: dict[str, float] = dict.fromkeys(PUB_TOPICS, 0.0)
+        self._last_full: dict[str, float] = dict.fromkeys(PREVIEW_TOPICS, 0.0)
         self.sent = 0
         self.dropped = 0
 
@@ -48,14 +49,14 @@ class Publisher:
             data=canvas.region(topic, region),
         )
 
-    def frames(self, canvas: Canvas, scan_id: str, seq: int, topics=TOPICS) -> list:
-        return [self.frame(canvas, t, scan_id, seq) for t in topics if t in TOPICS]
+    def frames(self, canvas: Canvas, scan_id: str, seq: int, topics=PREVIEW_TOPICS) -> list:
+        return [self.frame(canvas, t, scan_id, seq) for t in topics if t in PREVIEW_TOPICS]
 
     def publish(
         self, canvas: Canvas, scan_id: str, seq: int, now: float, force: bool = False
     ) -> None:
         """Send what changed, per topic, no more often than the rate limit."""
-        for topic in TOPICS:
+        for topic in PREVIEW_TOPICS:
             if not force and (now - self._last[topic] < self.min_gap or not canvas.dirty(topic)):
                 continue
             region = canvas.take_dirty(topic)

@@ -19,9 +19,7 @@ from edge.recorder import Recorder
 from proto import wire
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid
-
-MAX_SIDE = 20000  # pixels per side; a 20k x 20k canvas is already ~15 GB of maps
-MAX_CHANNELS = 65536
+from proto.messages import MAX_CHANNELS, MAX_HEIGHT, MAX_WIDTH
 
 
 class Rejected(Exception):
@@ -39,9 +37,13 @@ def scan_fields(start) -> dict:
 
 
 def check_start(start, sessions) -> tuple[EnergyGrid | None, str | None]:
-    """(stream grid, None) when the models can serve this scan, else (None, reason)."""
-    if not (0 < start.width <= MAX_SIDE and 0 < start.height <= MAX_SIDE):
-        return None, f"scan size {start.width}x{start.height} outside 1..{MAX_SIDE}"
+    """(stream grid, None) when the models can serve this scan, else (None, reason).
+
+    The size limits are the protocol's: the decoder has already applied them to a
+    scan_start from the wire; a resumed scan's comes from its sidecar file instead."""
+    if not (0 < start.width <= MAX_WIDTH and 0 < start.height <= MAX_HEIGHT):
+        return None, (f"scan size {start.width}x{start.height} outside "
+                      f"1..{MAX_WIDTH}x1..{MAX_HEIGHT}")
     if not 0 < start.channels <= MAX_CHANNELS:
         return None, f"{start.channels} channels outside 1..{MAX_CHANNELS}"
     try:
@@ -68,6 +70,7 @@ class ScanState:
     dtype: str
     last_seq: int = -1
     seq_gaps: int = 0
+    end_status: str = ""  # how it closed (scan_end status, or "abort"); "" while open
 
     @property
     def scan_id(self) -> str:

@@ -43,27 +43,41 @@ class Stats:
         (t0, n0), (t1, n1) = self._rate_marks[0], self._rate_marks[-1]
         return (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
 
-    def snapshot(self) -> dict:
-        lat = np.fromiter(self._latency_ms, dtype=np.float64)
-        pct = (
-            {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)}
-            | {"max": float(lat.max()), "n": len(lat)}
-            if len(lat) else {}
-        )
-        uptime = time.monotonic() - self.started
+    # The typed maps of the `status` message (SPEC.md 4.5), built directly from the counts.
+    def counters(self) -> dict[str, int]:
         return {
-            "uptime_s": round(uptime, 3),
             "accepted": self.accepted,
             "repeated": self.repeated,
             "messages": self.messages,
-            "rejected": dict(self.rejected),
             "rejected_total": sum(self.rejected.values()),
             "rejected_pixels": self.rejected_pixels,
-            "refused_scans": dict(self.refused_scans),
-            "last_error": self.last_error,
-            "rate_spectra_s": round(self.rate(), 1),
-            "mean_rate_spectra_s": round(self.accepted / uptime, 1) if uptime > 0 else 0.0,
             "queue_depth": self.queue_depth,
             "batches": self.batches,
-            "latency_ms": pct,
+        }
+
+    def rates(self) -> dict[str, float]:
+        uptime = time.monotonic() - self.started
+        return {
+            "spectra_s": round(self.rate(), 1),
+            "mean_spectra_s": round(self.accepted / uptime, 1) if uptime > 0 else 0.0,
+        }
+
+    def latency_ms(self) -> dict[str, float]:
+        """Percentiles of ingest-to-canvas latency over the recent window (n: its size)."""
+        lat = np.fromiter(self._latency_ms, dtype=np.float64)
+        if not len(lat):
+            return {}
+        pct = {f"p{q}": float(np.percentile(lat, q)) for q in (50, 90, 99)}
+        return pct | {"max": float(lat.max()), "n": float(len(lat))}
+
+    def errors(self) -> dict[str, int]:
+        """Rejected messages by reason."""
+        return dict(self.rejected)
+
+    def detail(self) -> dict:
+        """What people read and no client acts on (the free-form `detail` map)."""
+        return {
+            "uptime_s": round(time.monotonic() - self.started, 3),
+            "refused_scans": dict(self.refused_scans),
+            "last_error": self.last_error,
         }

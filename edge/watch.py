@@ -61,13 +61,13 @@ class Watcher:
         self.sub = self.ctx.socket(zmq.SUB)
         self.sub.setsockopt(zmq.RCVHWM, 10_000)
         self.sub.setsockopt(zmq.LINGER, 0)
-        for topic in (*wire.PREVIEW_TOPICS, "status"):
+        for topic in wire.PUB_TOPICS:
             self.sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         self.sub.connect(previews)
         self.snapshot_endpoint = snapshot
         self.mirror = Mirror()
         self.snapshot_seq = -1
-        self.ended: str | None = None
+        self.ended: str | None = None  # the scan the latest status says has ended
         self.timeout_s = timeout_s
         time.sleep(0.2)  # let the subscription reach the publisher before the snapshot
 
@@ -91,16 +91,7 @@ class Watcher:
             n += 1
             if isinstance(msg, wire.Status):
                 self.mirror.status = msg
-                detail = msg.detail if isinstance(msg.detail, dict) else {}
-                scan = detail.get("scan") or {}
-                ended = detail.get("ended")
-                if not ended and scan.get("active") is False and self.mirror.scan_id:
-                    # a later status says the scan is closed (the one that said so first
-                    # may have been dropped at the high-water mark)
-                    ended = scan.get("scan_id") if scan.get("scan_id") == self.mirror.scan_id \
-                        else None
-                if ended:
-                    self.ended = ended
+                self.ended = ended_scan(msg)
                 continue
             if msg.seq <= self.snapshot_seq and msg.scan_id == self.mirror.scan_id:
                 continue  # already in the snapshot
@@ -109,6 +100,13 @@ class Watcher:
 
     def close(self) -> None:
         self.sub.close(0)
+
+
+def ended_scan(status: wire.Status) -> str | None:
+    """The scan a status says has ended, else None (SPEC.md 4.5: `state` "idle" with a
+    `scan_id`). Every status while idle says so, so losing one to the PUB high-water mark
+    loses nothing; a "scanning" one clears it, so a re-run of the same id is followed."""
+    return status.scan_id if status.state == "idle" and status.scan_id else None
 
 
 def request(endpoint: str, message, timeout_s: float = 10.0):

@@ -123,6 +123,14 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         errors={"bad_value": 1},
         detail={"models": {"rgb": "abc123"}},
     )
+    ended = Status(  # idle with a scan_id: that scan has ended (SPEC.md 4.5)
+        "s1",
+        12,
+        "idle",
+        counters={"pixels": 12, "messages": 4, "recorded": 12},
+        rates={"pixels_per_s": 0.0},
+        errors={"bad_value": 1},
+    )
     full_rgb = Preview(
         "rgb", "s1", 3, (0, 0, 4, 3), True, ("R", "G", "B"), np.zeros((3, 4, 3), "|u1")
     )
@@ -142,6 +150,7 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         ("preview_trust_region", trust, "auto"),
         ("status_idle", Status("", 0), "auto"),
         ("status_scanning", status, "auto"),
+        ("status_scan_ended", ended, "auto"),
         ("snapshot_request_all", SnapshotRequest(), "auto"),
         ("snapshot_request_rgb", SnapshotRequest(("rgb",)), "auto"),
         ("snapshot_reply_empty", SnapshotReply("", 0, None, ()), "auto"),
