@@ -19,6 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from proto import detectors as _detectors
 from proto.elements import MAP_DEFINITION, MAP_UNITS
 from proto.energy import EnergyGrid
 
@@ -264,6 +265,10 @@ class Dataset:
         """Fitted maps (PyMca), same units and definition as the ground truth."""
         return self._maps("labels/element_maps")
 
+    @property
+    def detectors(self) -> _detectors.Detectors | None:  # elements kept apart; None if absent
+        return _detectors.read(self.file)
+
     def _optional(self, name: str) -> np.ndarray | None:
         node = self.file.get(name)
         return None if node is None else node[...]
@@ -358,6 +363,8 @@ def _validate(ds: Dataset) -> None:
     for name, node in (f.get("ground_truth/masks") or {}).items():
         if node.shape != (h, w):
             raise DatasetError(path, f"mask '{name}' has shape {node.shape}, expected {(h, w)}")
+    if (problem := _detectors.check(f, (h, w, c))) is not None:
+        raise DatasetError(path, problem)
     for name in ("ground_truth/element_maps", "labels/element_maps"):
         node = f.get(name)
         if node is None:

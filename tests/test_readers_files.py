@@ -37,11 +37,16 @@ def test_m6_spx_calibration_and_times(tmp_path):
 
 @needs_data
 def test_bcf_spectrum_image(tmp_path):
+    """A .bcf has no live time: the real time stands in, and the dataset says so."""
     out = convert(BCF, tmp_path / "bcf.h5")
     with open_dataset(out) as ds:
         assert ds.shape == (30, 30, 2048)
         assert ds.grid.gain == pytest.approx(0.01, rel=1e-3)
-        assert ds.counts[...].sum() > 0 and (ds.live_time_s > 0).all()
+        assert ds.counts[...].sum() > 0
+        np.testing.assert_allclose(ds.live_time_s, 70.07298 / 900, rtol=1e-5)
+        np.testing.assert_array_equal(ds.live_time_s, ds.real_time_s)
+        assert any("live time not in the .bcf" in w for w in ds.scan["warnings"])
+        assert ds.scan["live_time_source"].startswith("real time")
 
 
 @needs_data
@@ -61,9 +66,11 @@ def test_truncated_bruker_files_name_the_file(tmp_path, source):
 def test_pymca_mca_single_spectrum(tmp_path):
     scan = read(MCA)
     assert scan.counts.shape == (1, 1, 4096) and scan.grid is None
-    assert scan.counts.sum() > 1e6
+    assert scan.counts.sum() > 1e6 and scan.live_time_s is None  # no time in the file
     with pytest.raises(ReaderError, match="no energy calibration"):
         convert(MCA, tmp_path / "m.h5")
+    with pytest.raises(ReaderError, match="no live time: pass --live-time"):
+        convert(MCA, tmp_path / "m.h5", offset=0.0, gain=0.005)
     assert main([str(MCA), str(tmp_path / "m.h5"), "--offset", "0", "--gain", "0.005",
                  "--live-time", "100"]) == 0
     with open_dataset(tmp_path / "m.h5") as ds:

@@ -1,4 +1,9 @@
-"""Bruker `.spx` (one spectrum) and `.bcf` (spectrum image) through rosettasciio."""
+"""Bruker `.spx` (one spectrum) and `.bcf` (spectrum image) through rosettasciio.
+
+A `.bcf` stores no live or dead time (rosettasciio's documentation says so, and its header
+has none): the map's real time is shared per pixel and the live time set equal to it, with
+a warning that travels into the dataset (counts per second then read low by the dead time).
+"""
 
 from __future__ import annotations
 
@@ -36,29 +41,36 @@ def file_reader(path: str | os.PathLike) -> Scan:
     grid = EnergyGrid(float(axis["offset"]), float(axis["scale"]), int(axis["size"]))
     det = _detector(sig["metadata"])
     hardware = sig["original_metadata"].get("Hardware", {})
+    warnings = []
     if data.ndim == 1:  # .spx: one spectrum, times of the whole acquisition
         counts = data.reshape(1, 1, -1)
         real = float(det.get("real_time", hardware.get("RealTime", 0) / 1000))
         live = float(det.get("live_time", hardware.get("LifeTime", 0) / 1000))
         live_source = "file"
-    elif data.ndim == 3:  # .bcf: rsciio gives the total real time; share it per pixel
+    elif data.ndim == 3:  # .bcf: rsciio gives the map's total real time; share it per pixel
         counts = data
         n = data.shape[0] * data.shape[1]
         real = float(det.get("real_time", 0.0)) / n
-        live, live_source = real, "assumed equal to real time (not in rsciio's bcf output)"
+        if det.get("live_time"):
+            live, live_source = float(det["live_time"]) / n, "file (map total / pixels)"
+        else:
+            live, live_source = real, "real time (the .bcf has no live time)"
+            warnings.append("live time not in the .bcf file: set equal to the real time, so "
+                            "counts per live second read low by the dead time")
     else:
         raise ReaderError(path, f"unexpected data shape {data.shape}")
     if not (real > 0 and live > 0):
         raise ReaderError(path, f"missing live/real time (live {live}, real {real})")
-    det_type = det.get("detector_type")
     return Scan(
         counts=as_counts(counts, path),
         grid=grid,
         live_time_s=np.full(counts.shape[:2], live),
         real_time_s=np.full(counts.shape[:2], real),
-        instrument={"source_format": "bruker" + path.suffix.lower(), "detector": det_type,
+        instrument={"source_format": "bruker" + path.suffix.lower(),
+                    "detector": det.get("detector_type"),
                     "beam_energy_kv": det.get("beam_energy_kv"),
                     "elevation_angle_deg": det.get("elevation_angle")},
         scan={"source_file": path.name, "live_time_source": live_source,
               "sample": sig["metadata"].get("Sample", {}).get("name")},
+        warnings=warnings,
     )

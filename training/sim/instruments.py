@@ -1,20 +1,37 @@
-"""Instrument descriptions: tube, optics, geometry, atmosphere and detector.
+"""The simulator's instrument: tube, optics, geometry, atmosphere and detector.
 
 An `Instrument` is a frozen (hashable) dataclass, so every table derived from
 it (tube spectrum, cross-sections on its excitation grid, detector response
-matrices) is cached per instrument. Use `instrument.with_(...)` to change the
-conditions of one measurement (current, atmosphere, spot) without touching
-the preset.
+matrices) is cached per instrument. It is built from a lab's instrument
+description (`Instrument.from_description`, proto/INSTRUMENT.md); the M6 and
+M1 presets are the TOMLs in training/instruments. Use `instrument.with_(...)`
+to change the conditions of one measurement (current, atmosphere, spot)
+without touching the preset.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from proto.energy import EnergyGrid
+from proto.instrument import InstrumentDescription, Tube
+from proto.instrument import load as load_description
+
+# Constants the simulator fits per instrument ([simulation] in a description); None: required.
+SIMULATION_DEFAULTS: dict[str, float | None] = {
+    "char_scale": 1.0,  # empirical factor on Ebel's anode line intensities
+    "optics_cutoff_kev": 1e9,  # polycapillary transmission falls off above this energy
+    "optics_order": 1.0,  # steepness of that fall-off
+    "compton_sigma_rel": 0.011,  # Doppler + angular spread of the Compton peak, sigma / E'
+    "residual_air": 0.0,  # fraction of air left in the path under He flush
+    "dead_time_s": 2.0e-6,  # non-paralysable dead time per processed event
+    "pulse_pair_s": 5.0e-8,  # pile-up resolving time
+    "flux_scale": None,  # lumps tube solid angle, optics gain, detector solid angle / 4 pi
+}
 
 
 @dataclass(frozen=True)
@@ -79,6 +96,51 @@ class Instrument:
         return d
 
     @classmethod
+    def from_description(cls, desc: InstrumentDescription) -> Instrument:
+        """The simulator's instrument for a lab's description (proto/INSTRUMENT.md); the
+        simulator's fitted constants come from its [simulation] table (defaults below)."""
+        exc, det, geo = desc.excitation, desc.detector, desc.geometry
+
+        def need(ok: bool, what: str) -> None:
+            if not ok:
+                raise ValueError(f"{desc.name}: the simulator cannot model {what}")
+
+        need(isinstance(exc, Tube), "a monochromatic beam (tube excitation only)")
+        assert isinstance(exc, Tube)
+        need(exc.window.material == "Be", f"a {exc.window.material} tube window (Be only)")
+        glass = [f for f in exc.filters if f.material == "SiO2"]
+        need(len(glass) == len(exc.filters) <= 1, "tube filters other than one SiO2 glass")
+        need(det.material == "Si" and (det.window is None or det.window.material == "Be"),
+             "detectors other than Si behind Be")
+        need(exc.current_ua is not None and exc.spot_um is not None,
+             "a tube without current_ua and spot_um")
+        sim = {**SIMULATION_DEFAULTS, **desc.simulation}
+        unknown = sorted(set(sim) - set(SIMULATION_DEFAULTS))
+        if unknown:
+            raise ValueError(f"{desc.name}: unknown [simulation] keys {unknown}; "
+                             f"known: {sorted(SIMULATION_DEFAULTS)}")
+        if sim["flux_scale"] is None:
+            raise ValueError(f"{desc.name}: [simulation] flux_scale is required")
+        return cls(
+            name=desc.name, anode=exc.anode, voltage_kv=exc.voltage_kv,
+            current_ua=exc.current_ua, tube_be_um=exc.window.thickness_um,
+            glass_mm=glass[0].thickness_um * 1e-3 if glass else 0.0,
+            electron_incidence_deg=exc.electron_incidence_deg,
+            anode_takeoff_deg=exc.anode_takeoff_deg, char_scale=sim["char_scale"],
+            optics="polycapillary" if exc.optic == "polycapillary" else "collimator",
+            optics_cutoff_kev=sim["optics_cutoff_kev"], optics_order=sim["optics_order"],
+            spot_um=exc.spot_um, incidence_deg=geo.incidence_deg, takeoff_deg=geo.takeoff_deg,
+            scatter_deg=geo.scattering_deg, compton_sigma_rel=sim["compton_sigma_rel"],
+            atmosphere=geo.atmosphere, path_in_cm=geo.path_in_cm, path_out_cm=geo.path_out_cm,
+            residual_air=sim["residual_air"],
+            det_be_um=0.0 if det.window is None else det.window.thickness_um,
+            det_dead_layer_um=det.dead_layer_um, det_si_um=det.thickness_um,
+            noise_fwhm_ev=det.noise_ev, fano=det.fano, dead_time_s=sim["dead_time_s"],
+            pulse_pair_s=sim["pulse_pair_s"], grid=desc.calibration.grid,
+            flux_scale=sim["flux_scale"],
+        )
+
+    @classmethod
     def from_dict(cls, d: dict) -> Instrument:
         """The inverse of to_dict (a simulated dataset's `instrument` record)."""
         names = {f.name for f in dataclasses.fields(cls)}
@@ -90,74 +152,14 @@ class Instrument:
         return cls(**values)
 
 
-# Bruker M6 Jetstream: 30 W Rh tube, polycapillary, XFlash 430 SDD (450 um Si, Be window
-# and dead layer from the real .spx header). Scattering angle and optics fall-off fitted
-# to the real spectrum's Compton peak position and high-energy continuum.
-M6_JETSTREAM = Instrument(
-    name="M6 Jetstream",
-    anode="Rh",
-    voltage_kv=50.0,
-    current_ua=600.0,
-    tube_be_um=100.0,
-    glass_mm=0.0,
-    electron_incidence_deg=70.0,
-    anode_takeoff_deg=20.0,
-    char_scale=1.7,
-    optics="polycapillary",
-    optics_cutoff_kev=14.0,
-    optics_order=6.0,
-    spot_um=580.0,
-    incidence_deg=90.0,
-    takeoff_deg=65.0,
-    scatter_deg=155.0,
-    compton_sigma_rel=0.011,
-    atmosphere="air",
-    path_in_cm=0.5,
-    path_out_cm=1.0,
-    residual_air=0.2,
-    det_be_um=12.5,
-    det_dead_layer_um=0.029,
-    det_si_um=450.0,
-    noise_fwhm_ev=74.0,
-    fano=0.115,
-    dead_time_s=2.0e-6,
-    pulse_pair_s=5.0e-8,
-    grid=EnergyGrid(-0.95550444, 0.009999, 4096),
-    flux_scale=6.6e-5,
-)
+INSTRUMENTS_DIR = Path(__file__).resolve().parents[1] / "instruments"
 
-# Bruker M1 Mistral: W microfocus tube behind ~2 mm glass (continuum below ~10 keV
-# is absorbed), pinhole collimators (spot set per scene: 1 mm or 2 mm), SDD.
-M1_MISTRAL = Instrument(
-    name="M1 Mistral",
-    anode="W",
-    voltage_kv=50.0,
-    current_ua=800.0,
-    tube_be_um=100.0,
-    glass_mm=2.0,
-    electron_incidence_deg=70.0,
-    anode_takeoff_deg=20.0,
-    char_scale=1.0,
-    optics="collimator",
-    optics_cutoff_kev=1e9,
-    optics_order=1.0,
-    spot_um=1000.0,
-    incidence_deg=90.0,
-    takeoff_deg=45.0,
-    scatter_deg=135.0,
-    compton_sigma_rel=0.011,
-    atmosphere="air",
-    path_in_cm=1.0,
-    path_out_cm=1.0,
-    residual_air=0.1,
-    det_be_um=12.5,
-    det_dead_layer_um=0.03,
-    det_si_um=450.0,
-    noise_fwhm_ev=70.0,
-    fano=0.115,
-    dead_time_s=2.0e-6,
-    pulse_pair_s=3.0e-7,
-    grid=EnergyGrid(-0.02, 0.01, 4096),
-    # no polycapillary gain: ~20x less flux per mA than the M6 (~10^3-10^4 cps on paint)
-    flux_scale=3.0e-6,
-)
+
+def load_preset(stem: str) -> Instrument:
+    """A simulator instrument from `training/instruments/<stem>.toml` (the one source)."""
+    return Instrument.from_description(load_description(INSTRUMENTS_DIR / f"{stem}.toml"))
+
+
+# The study's two scanners; their fitted constants live in the TOMLs' [simulation] tables.
+M6_JETSTREAM = load_preset("m6_jetstream")
+M1_MISTRAL = load_preset("m1_mistral")
