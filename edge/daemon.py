@@ -11,12 +11,14 @@ Python-heavy ingest and the inference cost what the overlap saves).
 
 Nothing a client sends can stop the loop: every message is handled inside a
 guard that turns any failure into a counted, reported rejection.
+
+Split by job: this module holds the sockets, the loop, ingest dispatch and the spectra
+path; scan boundaries and resume are in `edge.scans`, requests, status and snapshot
+replies in `edge.requests`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import logging
 import signal
 import time
@@ -28,17 +30,17 @@ import zmq
 from edge.config import Config
 from edge.inference import describe, load_models
 from edge.publisher import Publisher
-from edge.recorder import Recorder
-from edge.scan import Rejected, ScanState, check_start, scan_fields
+from edge.requests import RequestHandling
+from edge.scan import Rejected, ScanState
+from edge.scans import ScanLifecycle
 from edge.status import Stats
 from proto import wire
 from proto.bundle import BundleError
-from proto.dataset import open_dataset
 
 log = logging.getLogger("edge.daemon")
 
 
-class Daemon:
+class Daemon(ScanLifecycle, RequestHandling):
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.ctx = zmq.Context.instance()
@@ -103,118 +105,6 @@ class Daemon:
             self.load_models()
 
     # ---- scans --------------------------------------------------------------------------
-    def resume_open_scan(self) -> None:
-        """Reopen the recording of a scan a killed daemon left open, and rebuild its canvas."""
-        sidecars = Recorder.open_scans(self.recordings)
-        if not sidecars:
-            return
-        newest = max(sidecars, key=lambda p: p.stat().st_mtime)
-        for sidecar in sidecars:
-            if sidecar is newest:
-                continue
-            try:
-                Recorder.resume(sidecar, self.cfg.flush_every_s).close("abort")
-            except Exception as e:
-                log.warning("%s: could not close an older open scan: %s", sidecar, e)
-        try:
-            info = json.loads(newest.read_text())
-            start = wire.ScanStart(**info["scan"])
-            grid, reason = check_start(start, self.sessions)
-            if grid is None:
-                raise RuntimeError(f"models cannot serve it: {reason}")
-            dtype = np.dtype(start.counts_dtype).name
-            state = ScanState.open(start, grid, self.sessions, self.cfg.max_batch, None, dtype,
-                                   small=self.small_sessions)
-            # rebuild the canvas from the file first, then reopen it for writing
-            self._replay_recording(state, newest.parent / info["path"])
-            state.recorder = Recorder.resume(
-                newest, self.cfg.flush_every_s, self.cfg.flush_pixels)
-            self.scan = state
-            log.info("resumed scan %s from %s", start.scan_id, state.recorder.path)
-        except Exception as e:
-            log.error("%s: could not resume: %s", newest, e)
-            self.stats.last_error = f"resume failed: {e}"
-
-    def _replay_recording(self, state: ScanState, path: Path) -> None:
-        with open_dataset(path) as ds:
-            acquired, live_all = np.asarray(ds.acquired), ds.live_time_s
-            rows = max(1, 4096 // max(1, ds.shape[1]))
-            for y0 in range(0, ds.shape[0], rows):
-                got = acquired[y0:y0 + rows]
-                if not got.any():
-                    continue
-                yy, xx = np.nonzero(got)
-                block = np.asarray(ds.counts[y0:y0 + rows])
-                counts = block[yy, xx]
-                live = live_all[y0:y0 + rows][yy, xx]
-                out = state.engine.run(counts, live)
-                state.canvas.update(
-                    xx, yy + y0, out.get("rgb"), out.get("elements"), out.get("trust")
-                )
-        self.stats.accepted += state.canvas.filled
-        self.seq += 1
-
-    def on_scan_start(self, msg) -> None:
-        if self.scan is not None and self.scan.scan_id == msg.scan_id:
-            return  # re-announced (e.g. the scanner reconnects after a daemon restart)
-        if self.scan is not None:
-            log.warning("scan %s abandoned: %s starts", self.scan.scan_id, msg.scan_id)
-            self.close_scan("abort")
-        grid, reason = check_start(msg, self.sessions)
-        if grid is None:
-            if self.models_error and not self.sessions:
-                reason = f"{reason} ({self.models_error})"
-            self.refused_id = msg.scan_id
-            self.stats.refused_scans[msg.scan_id] = reason
-            self.stats.reject("scan_refused", 0, f"{msg.scan_id}: {reason}")
-            log.warning("scan %s refused: %s", msg.scan_id, reason)
-            return
-        dtype = np.dtype(msg.counts_dtype).name
-        recorder = None
-        if self.cfg.record:
-            recorder = Recorder.create(
-                self.recordings, msg.scan_id, msg.height, msg.width, grid, dtype,
-                dict(getattr(msg, "instrument", {}) or {}), scan_fields(msg),
-                self.cfg.flush_every_s, self.cfg.compression, self.cfg.flush_pixels,
-            )
-        self.scan = ScanState.open(msg, grid, self.sessions, self.cfg.max_batch, recorder, dtype,
-                                   small=self.small_sessions)
-        self.refused_id = None
-        self.seq += 1
-        now = time.monotonic()
-        self.publisher.publish(self.scan.canvas, msg.scan_id, self.seq, now, force=True)
-        self.publish_status(now)
-
-    def on_scan_end(self, msg) -> None:
-        if self.scan is None or msg.scan_id != self.scan.scan_id:
-            raise Rejected("unknown_scan", f"scan_end for {msg.scan_id!r}")
-        if int(msg.pixel_count) != self.scan.canvas.filled:
-            self.stats.last_error = (
-                f"scan {msg.scan_id} ended with pixel_count {msg.pixel_count}, "
-                f"canvas has {self.scan.canvas.filled}"
-            )
-        self.close_scan(str(msg.status))
-
-    def close_scan(self, status: str) -> None:
-        scan, self.scan = self.scan, None
-        if scan is None:
-            return
-        if scan.recorder is not None:
-            try:
-                scan.recorder.close(status)
-            except Exception as e:
-                log.error("closing recording %s: %s", scan.recorder.path, e)
-                self.stats.last_error = f"recording close failed: {e}"
-        self.finished = scan
-        self.seq += 1
-        now = time.monotonic()
-        self.publisher.publish(scan.canvas, scan.scan_id, self.seq, now, force=True)
-        scan.end_status = status  # every later status says how it ended, not only this one
-        self.publish_status(now)
-        if self.reload_pending:
-            self.reload_pending = False
-            self.load_models()
-
     # ---- spectra ------------------------------------------------------------------------
     def on_spectra(self, msg, t_recv: float) -> None:
         n = len(msg.x)
@@ -285,103 +175,6 @@ class Daemon:
         except Exception as e:  # never die of a client's mistake
             log.exception("message handling failed")
             self.stats.reject("internal_error", 0, f"{type(e).__name__}: {e}")
-
-    def on_control(self, msg: wire.Control) -> dict:
-        if msg.command == "reload_models":
-            if msg.models:
-                self._next_models = msg.models
-            self.request_reload()
-            return {"ok": True, "pending": self.reload_pending, "models": self.last_reload}
-        raise Rejected("unknown_command", msg.command)
-
-    def handle_router(self) -> None:
-        while True:
-            try:
-                frames = self.router.recv_multipart(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            if len(frames) < 2:
-                continue
-            ident, envelope, body = frames[0], frames[1:-1], frames[-1]
-            try:
-                msg = wire.decode(body, max_bytes=1 << 20)
-                if isinstance(msg, wire.SnapshotRequest):
-                    self.process_pending()
-                    reply = self.snapshot(tuple(msg.topics))
-                elif isinstance(msg, wire.Control):
-                    try:
-                        result = self.on_control(msg)
-                    except Rejected as r:
-                        self.stats.reject(r.reason, 0, r.detail)
-                        result = {"ok": False, "reason": r.reason}
-                    reply = self.snapshot((), control=result)
-                else:
-                    raise Rejected("unexpected_type", type(msg).__name__)
-                out = wire.encode(reply)
-            except Exception as e:
-                reason = getattr(e, "reason", "malformed")
-                self.stats.reject(reason, 0, f"snapshot request: {e}")
-                out = wire.encode(wire.Error(reason=reason, detail=str(e)[:500]))
-            with contextlib.suppress(zmq.ZMQError):  # the client left: nothing to do
-                self.router.send_multipart([ident, *envelope, out], flags=zmq.NOBLOCK)
-
-    # ---- state out ----------------------------------------------------------------------
-    def status_message(self, **extra) -> wire.Status:
-        """The `status` message: typed fields for what clients act on (SPEC.md 4.5: `state`
-        "idle" with a `scan_id` means that scan has ended), `detail` for people, with
-        `extra` (a control request's outcome) added to it."""
-        scan = self.scan or self.finished
-        state = "scanning" if self.scan else "idle"
-        counters = self.stats.counters() | {
-            "previews_sent": self.publisher.sent,
-            "previews_dropped": self.publisher.dropped,
-        }
-        detail = self.stats.detail() | {
-            "models": describe(self.sessions),
-            "models_error": self.models_error,
-            "last_reload": self.last_reload,
-            "reload_pending": self.reload_pending,
-        }
-        if scan is not None:
-            counters |= {"filled": int(scan.canvas.filled), "width": int(scan.canvas.width),
-                         "height": int(scan.canvas.height)}
-            detail["scan"] = {
-                "scan_id": scan.scan_id,
-                "width": scan.canvas.width,
-                "height": scan.canvas.height,
-                "filled": scan.canvas.filled,
-                "repeated": scan.canvas.repeated,
-                "seq_gaps": scan.seq_gaps,
-                "recording": str(scan.recorder.path) if scan.recorder else None,
-                "active": scan is self.scan,
-                "end_status": scan.end_status,
-            }
-        return wire.Status(
-            scan_id=scan.scan_id if scan else "",
-            seq=self.seq,
-            state=state,
-            counters=counters,
-            rates=self.stats.rates(),
-            latency_ms=self.stats.latency_ms(),
-            errors=self.stats.errors(),
-            detail=detail | extra,
-        )
-
-    def publish_status(self, now: float) -> None:
-        self.publisher.send("status", self.status_message())
-
-    def snapshot(self, topics: tuple[str, ...], **extra):
-        scan = self.scan or self.finished
-        frames = []
-        if scan is not None:
-            frames = self.publisher.frames(scan.canvas, scan.scan_id, self.seq, topics)
-        return wire.SnapshotReply(
-            scan_id=scan.scan_id if scan else "",
-            seq=self.seq,
-            scan_start=scan.start if scan else None,
-            frames=tuple(frames),
-            status=self.status_message(**extra),
-        )
 
     # ---- loop ---------------------------------------------------------------------------
     def run(self) -> None:

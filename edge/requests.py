@@ -1,0 +1,129 @@
+"""What the daemon answers, mixed into it: ROUTER requests (snapshot, control), the
+`status` message and the snapshot reply (SPEC.md 4.5-4.7).
+
+Uses the daemon's state and its `process_pending` / `request_reload`; the class only
+groups this job's methods.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import zmq
+
+from edge.inference import describe
+from edge.publisher import Publisher
+from edge.scan import Rejected, ScanState
+from edge.status import Stats
+from proto import wire
+
+
+class RequestHandling:
+    router: zmq.Socket
+    stats: Stats
+    publisher: Publisher
+    sessions: dict
+    models_error: str
+    last_reload: str
+    reload_pending: bool
+    _next_models: str | None
+    scan: ScanState | None
+    finished: ScanState | None
+    seq: int
+
+    def on_control(self, msg: wire.Control) -> dict:
+        if msg.command == "reload_models":
+            if msg.models:
+                self._next_models = msg.models
+            self.request_reload()
+            return {"ok": True, "pending": self.reload_pending, "models": self.last_reload}
+        raise Rejected("unknown_command", msg.command)
+
+    def handle_router(self) -> None:
+        while True:
+            try:
+                frames = self.router.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            if len(frames) < 2:
+                continue
+            ident, envelope, body = frames[0], frames[1:-1], frames[-1]
+            try:
+                msg = wire.decode(body, max_bytes=1 << 20)
+                if isinstance(msg, wire.SnapshotRequest):
+                    self.process_pending()
+                    reply = self.snapshot(tuple(msg.topics))
+                elif isinstance(msg, wire.Control):
+                    try:
+                        result = self.on_control(msg)
+                    except Rejected as r:
+                        self.stats.reject(r.reason, 0, r.detail)
+                        result = {"ok": False, "reason": r.reason}
+                    reply = self.snapshot((), control=result)
+                else:
+                    raise Rejected("unexpected_type", type(msg).__name__)
+                out = wire.encode(reply)
+            except Exception as e:
+                reason = getattr(e, "reason", "malformed")
+                self.stats.reject(reason, 0, f"snapshot request: {e}")
+                out = wire.encode(wire.Error(reason=reason, detail=str(e)[:500]))
+            with contextlib.suppress(zmq.ZMQError):  # the client left: nothing to do
+                self.router.send_multipart([ident, *envelope, out], flags=zmq.NOBLOCK)
+
+    # ---- state out ----------------------------------------------------------------------
+    def status_message(self, **extra) -> wire.Status:
+        """The `status` message: typed fields for what clients act on (SPEC.md 4.5: `state`
+        "idle" with a `scan_id` means that scan has ended), `detail` for people, with
+        `extra` (a control request's outcome) added to it."""
+        scan = self.scan or self.finished
+        state = "scanning" if self.scan else "idle"
+        counters = self.stats.counters() | {
+            "previews_sent": self.publisher.sent,
+            "previews_dropped": self.publisher.dropped,
+        }
+        detail = self.stats.detail() | {
+            "models": describe(self.sessions),
+            "models_error": self.models_error,
+            "last_reload": self.last_reload,
+            "reload_pending": self.reload_pending,
+        }
+        if scan is not None:
+            counters |= {"filled": int(scan.canvas.filled), "width": int(scan.canvas.width),
+                         "height": int(scan.canvas.height)}
+            detail["scan"] = {
+                "scan_id": scan.scan_id,
+                "width": scan.canvas.width,
+                "height": scan.canvas.height,
+                "filled": scan.canvas.filled,
+                "repeated": scan.canvas.repeated,
+                "seq_gaps": scan.seq_gaps,
+                "recording": str(scan.recorder.path) if scan.recorder else None,
+                "active": scan is self.scan,
+                "end_status": scan.end_status,
+            }
+        return wire.Status(
+            scan_id=scan.scan_id if scan else "",
+            seq=self.seq,
+            state=state,
+            counters=counters,
+            rates=self.stats.rates(),
+            latency_ms=self.stats.latency_ms(),
+            errors=self.stats.errors(),
+            detail=detail | extra,
+        )
+
+    def publish_status(self, now: float) -> None:
+        self.publisher.send("status", self.status_message())
+
+    def snapshot(self, topics: tuple[str, ...], **extra):
+        scan = self.scan or self.finished
+        frames = []
+        if scan is not None:
+            frames = self.publisher.frames(scan.canvas, scan.scan_id, self.seq, topics)
+        return wire.SnapshotReply(
+            scan_id=scan.scan_id if scan else "",
+            seq=self.seq,
+            scan_start=scan.start if scan else None,
+            frames=tuple(frames),
+            status=self.status_message(**extra),
+        )
