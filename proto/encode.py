@@ -17,6 +17,7 @@ from proto.fastpath import FAST_CHECKS
 from proto.messages import (
     PROTOCOL_VERSION,
     Message,
+    PixelReply,
     Preview,
     SnapshotReply,
     SnapshotRequest,
@@ -43,9 +44,11 @@ _FIELDS = {
     "scan_end": ("scan_id", "status", "pixel_count", "detail"),
     "status": ("scan_id", "seq", "state", "counters", "rates", "latency_ms", "errors", "detail"),
     "control": ("command", "models"),
+    "pixel_request": ("scan_id", "x", "y"),
     "error": ("reason", "path", "detail"),
 }
-_FLOAT_FIELDS = {"offset_kev", "gain_kev", "dwell_s", "beam_spot_um", "pixel_size_um"}
+_FLOAT_FIELDS = {"offset_kev", "gain_kev", "dwell_s", "beam_spot_um", "pixel_size_um",
+                 "live_time_s", "real_time_s"}
 
 
 def encode(msg: Message, *, layout: str = "auto") -> bytes:
@@ -83,6 +86,14 @@ def to_wire(msg: Message, *, layout: str = "auto") -> dict:
             frames=tuple(to_wire(f) for f in msg.frames),
             status=None if msg.status is None else to_wire(msg.status),
         )
+    elif isinstance(msg, PixelReply):
+        counts = np.asarray(msg.counts)
+        cdt = "<u2" if counts.dtype.itemsize <= 2 and counts.dtype.kind == "u" else "<u4"
+        _fits_u4(counts, "counts")
+        head.update(scan_id=msg.scan_id, x=_py(msg.x), y=_py(msg.y),
+                    counts=wire_array(counts, cdt))
+        for name in ("offset_kev", "gain_kev", "live_time_s", "real_time_s"):
+            head[name] = float(_py(getattr(msg, name)))
     elif isinstance(msg, SnapshotRequest):
         head["topics"] = tuple(msg.topics)
     elif isinstance(msg, Message) and msg.TYPE in _FIELDS:

@@ -188,6 +188,31 @@ class Control(Message):
 
 
 @dataclass(frozen=True, eq=False)
+class PixelRequest(Message):
+    """Asks for one recorded pixel's spectrum (a viewer's click), answered from the file."""
+
+    TYPE: ClassVar[str] = "pixel_request"
+    scan_id: str
+    x: int
+    y: int
+
+
+@dataclass(frozen=True, eq=False)
+class PixelReply(Message):
+    """One recorded pixel: counts (C,) uint16|uint32 as recorded, its calibration and times."""
+
+    TYPE: ClassVar[str] = "pixel_reply"
+    scan_id: str
+    x: int
+    y: int
+    counts: np.ndarray
+    offset_kev: float
+    gain_kev: float
+    live_time_s: float
+    real_time_s: float
+
+
+@dataclass(frozen=True, eq=False)
 class Error(Message):
     """Reply on the request socket to a request the daemon refused."""
 
@@ -208,6 +233,8 @@ MESSAGE_TYPES: dict[str, type[Message]] = {
         SnapshotRequest,
         SnapshotReply,
         Control,
+        PixelRequest,
+        PixelReply,
         Error,
     )
 }

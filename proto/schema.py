@@ -30,6 +30,8 @@ from proto.messages import (
     STATES,
     Control,
     Error,
+    PixelReply,
+    PixelRequest,
     Preview,
     ScanEnd,
     ScanStart,
@@ -298,6 +300,38 @@ def check_control(m: dict, p: str = "") -> Control:
     return o
 
 
+def check_pixel_request(m: dict, p: str = "") -> PixelRequest:
+    o = new(PixelRequest)
+    o.__dict__.update(
+        scan_id=c.scan_id(c.req(m, "scan_id", p), p + "scan_id"),
+        x=c.integer(c.req(m, "x", p), p + "x", 0, MAX_WIDTH - 1),
+        y=c.integer(c.req(m, "y", p), p + "y", 0, MAX_HEIGHT - 1),
+    )
+    return o
+
+
+def check_pixel_reply(m: dict, p: str = "") -> PixelReply:
+    counts = c.typed_array(c.req(m, "counts", p), p + "counts", COUNT_DTYPES, 1)
+    if not 1 <= counts.shape[0] <= MAX_CHANNELS:
+        raise fail(p + "counts.shape", "bad_shape", f"1..{MAX_CHANNELS} channels")
+    live = c.number(c.req(m, "live_time_s", p), p + "live_time_s")
+    real = c.number(c.req(m, "real_time_s", p), p + "real_time_s")
+    if not 0 <= live <= real:
+        raise fail(p + "real_time_s", "bad_value", "times must be >= 0, real >= live")
+    o = new(PixelReply)
+    o.__dict__.update(
+        scan_id=c.scan_id(c.req(m, "scan_id", p), p + "scan_id"),
+        x=c.integer(c.req(m, "x", p), p + "x", 0, MAX_WIDTH - 1),
+        y=c.integer(c.req(m, "y", p), p + "y", 0, MAX_HEIGHT - 1),
+        counts=counts,
+        offset_kev=c.number(c.req(m, "offset_kev", p), p + "offset_kev"),
+        gain_kev=c.number(c.req(m, "gain_kev", p), p + "gain_kev", positive=True),
+        live_time_s=live,
+        real_time_s=real,
+    )
+    return o
+
+
 def check_error(m: dict, p: str = "") -> Error:
     o = new(Error)
     o.__dict__.update(
@@ -317,6 +351,8 @@ CHECKS: dict[str, Callable[[dict, str], Any]] = {
     "snapshot_request": check_snapshot_request,
     "snapshot_reply": check_snapshot_reply,
     "control": check_control,
+    "pixel_request": check_pixel_request,
+    "pixel_reply": check_pixel_reply,
     "error": check_error,
 }
 assert set(CHECKS) == set(MESSAGE_TYPES)

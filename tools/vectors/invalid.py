@@ -145,6 +145,7 @@ def _other_cases() -> list[Case]:
     end, rgb = b["scan_end_success"], b["preview_rgb_full"]
     elements, trust = b["preview_elements_region"], b["preview_trust_region"]
     reply = b["snapshot_reply_full"]
+    pixel, pixel_reply = b["pixel_request"], b["pixel_reply"]
     return [
         ("scan_end_status_ok", mut(end, put("status", "ok")), "bad_value", "status", ""),
         (
@@ -217,6 +218,29 @@ def _other_cases() -> list[Case]:
             mut(as_map(Control("reload_models")), put("command", "shutdown")),
             "bad_value",
             "command",
+            "",
+        ),
+        ("pixel_request_x_float", mut(pixel, put("x", 2.0)), "bad_type", "x", ""),
+        ("pixel_request_missing_y", mut(pixel, drop("y")), "missing_field", "y", ""),
+        (
+            "pixel_reply_counts_float",
+            mut(pixel_reply, put("counts", typed(np.zeros(16, "<f4")))),
+            "bad_dtype",
+            "counts.dtype",
+            "counts are the recorded integers",
+        ),
+        (
+            "pixel_reply_counts_2d",
+            mut(pixel_reply, put("counts", typed(np.zeros((1, 16), "<u4")))),
+            "bad_shape",
+            "counts.shape",
+            "one spectrum, shape [C]",
+        ),
+        (
+            "pixel_reply_real_below_live",
+            mut(pixel_reply, put("real_time_s", 0.05)),
+            "bad_value",
+            "real_time_s",
             "",
         ),
     ]

@@ -16,6 +16,8 @@ from proto.wire import (
     Control,
     Error,
     Message,
+    PixelReply,
+    PixelRequest,
     Preview,
     ScanEnd,
     ScanStart,
@@ -161,6 +163,12 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         ),
         ("control_reload", Control("reload_models"), "auto"),
         ("control_reload_folder", Control("reload_models", "models/v2"), "auto"),
+        ("pixel_request", PixelRequest("s1", 2, 1), "auto"),
+        (
+            "pixel_reply",
+            PixelReply("s1", 2, 1, dense1.counts[0], 0.0, 0.02, 0.095, 0.1),
+            "auto",
+        ),
         (
             "error_reply",
             Error("bad_value", "topics.0", "'x' not one of rgb, elements, trust"),
