@@ -109,7 +109,8 @@ class Daemon(ScanLifecycle, RequestHandling):
     def on_spectra(self, msg, t_recv: float) -> None:
         n = len(msg.x)
         if self.scan is None or msg.scan_id != self.scan.scan_id:
-            reason = "refused_scan" if msg.scan_id == self.refused_id else "unknown_scan"
+            refused = msg.scan_id in self.stats.refused_scans  # bounded: the latest refusals
+            reason = "refused_scan" if refused else "unknown_scan"
             raise Rejected(reason, f"spectra for scan {msg.scan_id!r}", n)
         self.scan.check_spectra(msg)
         self._pending.append((t_recv, msg))

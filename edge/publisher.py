@@ -9,11 +9,15 @@ pattern: subscribe first, snapshot, drop updates at or below its sequence).
 
 from __future__ import annotations
 
+import logging
+
 import zmq
 
 from edge.canvas import Canvas
 from proto import wire
 from proto.messages import PREVIEW_TOPICS, PUB_TOPICS
+
+log = logging.getLogger("edge.publisher")
 
 
 class Publisher:
@@ -25,13 +29,31 @@ class Publisher:
         self._last_full: dict[str, float] = dict.fromkeys(PREVIEW_TOPICS, 0.0)
         self.sent = 0
         self.dropped = 0
+        self.failed = 0  # messages that could not be built or encoded (logged, never raised)
+        self.last_failure = ""
 
-    def send(self, topic: str, message: object) -> None:
+    def send(self, topic: str, message: object) -> bool:
+        """Encode and send one message; False when it was dropped or failed. Never raises:
+        whatever a preview or status holds, a failure to publish it must not stop ingest."""
         try:
-            self.pub.send_multipart([topic.encode(), wire.encode(message)], flags=zmq.NOBLOCK)
-            self.sent += 1
+            data = wire.encode(message)
+            self.pub.send_multipart([topic.encode(), data], flags=zmq.NOBLOCK)
         except zmq.Again:  # a slow subscriber: it loses this preview and resyncs later
             self.dropped += 1
+            return False
+        except Exception as e:  # MemoryError included: the loop goes on
+            self.fail(topic, e)
+            return False
+        self.sent += 1
+        return True
+
+    def fail(self, topic: str, e: BaseException) -> None:
+        """Count and log a publication that failed (the first, then every 100th)."""
+        self.failed += 1
+        self.last_failure = f"{topic}: {type(e).__name__}: {e}"[:300]
+        if self.failed == 1 or self.failed % 100 == 0:
+            log.error("publishing %s failed (%d so far): %s", topic, self.failed,
+                      self.last_failure)
 
     def frame(
         self, canvas: Canvas, topic: str, scan_id: str, seq: int, region=None
@@ -65,8 +87,13 @@ class Publisher:
                 self._last_full[topic] = now
             elif region is None:
                 continue
-            self.send(topic, self.frame(canvas, topic, scan_id, seq, region))
             self._last[topic] = now
+            try:
+                frame = self.frame(canvas, topic, scan_id, seq, region)
+            except Exception as e:  # a canvas that cannot be framed: say so
+                self.fail(topic, e)
+                continue
+            self.send(topic, frame)
 
     def status_due(self, now: float, every_s: float) -> bool:
         if now - self._last["status"] >= max(every_s, self.min_gap):

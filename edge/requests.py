@@ -80,12 +80,14 @@ class RequestHandling:
         counters = self.stats.counters() | {
             "previews_sent": self.publisher.sent,
             "previews_dropped": self.publisher.dropped,
+            "previews_failed": self.publisher.failed,
         }
         detail = self.stats.detail() | {
             "models": describe(self.sessions),
             "models_error": self.models_error,
             "last_reload": self.last_reload,
             "reload_pending": self.reload_pending,
+            "last_publish_failure": self.publisher.last_failure,
         }
         if scan is not None:
             counters |= {"filled": int(scan.canvas.filled), "width": int(scan.canvas.width),

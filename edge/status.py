@@ -3,9 +3,34 @@
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
+from typing import Generic, TypeVar
 
 import numpy as np
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# A status message carries at most 4,096 entries per map (SPEC.md 6): every map the
+# daemon keeps about clients stays far below that, whatever they send.
+MAX_REFUSED_SCANS = 64  # refused scan ids remembered (their spectra are "refused_scan")
+MAX_REASONS = 256  # distinct rejection reasons counted; more fold into "other"
+
+
+class BoundedLRU(OrderedDict, Generic[K, V]):
+    """A dict of at most `limit` entries: setting a key makes it the newest, and the oldest
+    entry goes when a new one would exceed the limit (memory a client cannot grow)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = max(1, int(limit))
+
+    def __setitem__(self, key: K, value: V) -> None:
+        if key in self:
+            self.move_to_end(key)
+        super().__setitem__(key, value)
+        while len(self) > self.limit:
+            self.popitem(last=False)
 
 
 class Stats:
@@ -18,7 +43,7 @@ class Stats:
         self.messages = 0
         self.rejected: Counter[str] = Counter()  # messages by reason
         self.rejected_pixels = 0
-        self.refused_scans: dict[str, str] = {}  # scan id -> reason
+        self.refused_scans: BoundedLRU[str, str] = BoundedLRU(MAX_REFUSED_SCANS)  # id -> why
         self.last_error = ""
         self.queue_depth = 0
         self.batches = 0
@@ -26,6 +51,8 @@ class Stats:
         self._rate_marks: deque[tuple[float, int]] = deque(maxlen=64)
 
     def reject(self, reason: str, pixels: int = 0, detail: str = "") -> None:
+        if reason not in self.rejected and len(self.rejected) >= MAX_REASONS:
+            reason = "other"
         self.rejected[reason] += 1
         self.rejected_pixels += pixels
         if detail:
