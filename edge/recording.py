@@ -169,6 +169,14 @@ class DatasetWriter:
         self._f.flush()  # ... then the mask that says they exist
         self._dirty_rows.clear()
 
+    def read_pixel(self, x: int, y: int) -> tuple[np.ndarray, float, float] | None:
+        """One pixel's counts, live and real time read back from the file (a viewer's
+        click, SPEC.md 4.10); None if not acquired. Flushes first: what is read is on disk."""
+        if not self.acquired[y, x]:
+            return None
+        self.flush()
+        return self._counts[y, x], float(self._live[y, x]), float(self._real[y, x])
+
     def close(self, status: str = "success") -> None:
         if self.closed:
             return

@@ -11,6 +11,7 @@ import contextlib
 
 import zmq
 
+from edge import pixels
 from edge.inference import describe
 from edge.publisher import Publisher
 from edge.scan import Rejected, ScanState
@@ -60,6 +61,8 @@ class RequestHandling:
                         self.stats.reject(r.reason, 0, r.detail)
                         result = {"ok": False, "reason": r.reason}
                     reply = self.snapshot((), control=result)
+                elif isinstance(msg, wire.PixelRequest):  # a viewer's click: from the file
+                    reply = pixels.answer(msg, self.scan, self.finished)
                 else:
                     raise Rejected("unexpected_type", type(msg).__name__)
                 out = wire.encode(reply)
