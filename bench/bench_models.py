@@ -29,10 +29,9 @@ import onnx
 import onnxruntime as ort
 
 from edge.models import ModelSession, session_options
-from proto.bundle import load_bundle
+from proto.bundle import KINDS, load_bundle
 
 ROOT = Path(__file__).resolve().parents[1]
-KINDS = ("rgb", "elements", "trust")
 BATCHES = (1, 16, 256)
 
 
@@ -120,10 +119,12 @@ def stand_in_bundles(folder: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--models", default=str(ROOT / "models"))
+    ap.add_argument("--models", default=str(ROOT / "models"),
+                    help="folder of bundles (default: the repository's models/)")
     ap.add_argument("--stand-in", action="store_true", help="bench untrained default shapes")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--seconds", type=float, default=1.0)
+    ap.add_argument("--threads", type=int, default=2, help="ONNX Runtime intra-op threads")
+    ap.add_argument("--seconds", type=float, default=1.0,
+                    help="measuring time per bundle and batch size")
     a = ap.parse_args(argv)
     tmp = tempfile.TemporaryDirectory()
     models = Path(a.models)

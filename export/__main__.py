@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 from export.parity import ParityError
+from proto.bundle import KINDS
 
-DEFAULT = ("rgb", "elements", "trust")
+DEFAULT = KINDS  # `make train` names each served model after its kind
 
 
 def export_named(names, trained: str | Path, out: str | Path, data: str | Path,
@@ -57,11 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     sub = ap.add_subparsers(dest="command", required=True)
     d = sub.add_parser("default", help="export rgb, elements and trust")
     m = sub.add_parser("model", help="export named trained models")
-    m.add_argument("names", nargs="*")
+    m.add_argument("names", nargs="*", help="trained model names (folders under --trained)")
     m.add_argument("--all", action="store_true", help="every model under --trained")
     for p, out in ((d, "models"), (m, "models/baselines")):
-        p.add_argument("--trained", default="artifacts/trained")
-        p.add_argument("--out", default=out)
+        p.add_argument("--trained", default="artifacts/trained",
+                       help="folder of trained models (make train)")
+        p.add_argument("--out", default=out, help=f"folder the bundles go under (default {out})")
         p.add_argument("--data", default="data", help="folder with the held-out scene files")
         p.add_argument("--spectra", type=int, default=1024, help="held-out pixels for parity")
     a = ap.parse_args(argv)

@@ -15,8 +15,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from proto.bundle import INPUT_NAME
+from proto.bundle import INPUT_NAME, KINDS
 
+OUTPUT_NAMES = {kind: kind for kind in KINDS}  # each bundle's graph output is named its kind
 OPSET = 17
 IR_VERSION = 8  # loadable by every onnxruntime >= 1.10
 MAX_BYTES = 20 * 1024 * 1024

@@ -1,8 +1,9 @@
 """Held-out spectra for parity: counts/s on the model grid from the test scenes.
 
-Training fits rgb on m1_virgin and elements/trust on m6_corpus; the scenes it
-never saw are m1_child and m6_ioannis, so parity runs on those (a spread of
-rows across the scan, all pixels with live time). Half the spectra are also
+The scene a model never saw is its training scene's pair in the catalogue
+(training.catalogue.HELD_OUT: m1_virgin -> m1_child, m6_corpus -> m6_ioannis), else the
+held-out scene of its kind, so parity runs on those (a spread of rows across the scan, all
+pixels with live time). Half the spectra are also
 Poisson-resampled to a 10 ms dwell, the noisy inputs the edge sees at fast
 scans, plus one all-zero spectrum. Without any dataset file the fallback is
 seeded synthetic spectra, and the source says so.
@@ -15,9 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from proto.energy import EnergyGrid, Rebinner
+from training.catalogue import HELD_OUT, TEST_FOR_KIND, scene_candidates
 
-HELD_OUT = {"m1_virgin": "m1_child", "m6_corpus": "m6_ioannis"}
-DEFAULT_TEST = {"rgb": "m1_child", "elements": "m6_ioannis", "trust": "m6_ioannis"}
 SHORT_DWELL_S = 0.01
 
 
@@ -25,10 +25,10 @@ def candidates(info: dict, data: str | Path) -> list[Path]:
     """Dataset files to draw held-out spectra from, best first."""
     scene = str(info.get("train_data", {}).get("scene", ""))
     base = scene.removesuffix("_tiny")
-    names = [HELD_OUT.get(base), DEFAULT_TEST.get(info.get("kind", ""))]
+    names = [HELD_OUT.get(base), TEST_FOR_KIND.get(info.get("kind", ""))]
     out: list[Path] = []
     for name in filter(None, names):
-        out += [Path(data) / f"{name}.h5", Path(data) / f"{name}_tiny.h5"]
+        out += scene_candidates(data, name)
     train_path = info.get("train_data", {}).get("path")
     if train_path:
         out.append(Path(train_path))  # last resort: the training scene itself

@@ -26,8 +26,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from export.graph import stamp
-from proto.bundle import Bundle, write_bundle
+from export.graph import OUTPUT_NAMES, stamp
+from proto.bundle import KINDS, Bundle, write_bundle
 from proto.elements import ELEMENTS, MAP_UNITS
 from proto.energy import EnergyGrid
 
@@ -39,8 +39,6 @@ LINES_KEV = {"Ca": 3.69, "Mn": 5.90, "Fe": 6.40, "Cu": 8.05, "As": 10.54,
              "Au": 9.71, "Hg": 9.99, "Pb": 12.61}
 WINDOW_KEV = 0.15
 BANDS_KEV = ((1.0, 5.0), (5.0, 9.0), (9.0, 14.0))  # -> R, G, B
-
-OUTPUT_NAMES = {"rgb": "rgb", "elements": "elements", "trust": "trust"}
 
 
 def _windows(grid: EnergyGrid) -> np.ndarray:
@@ -144,4 +142,4 @@ def write_tiny_bundles(folder: str | Path, grid: EnergyGrid = TINY_GRID) -> dict
     """rgb/, elements/, trust/ under `folder`; returns {kind: bundle folder}."""
     folder = Path(folder)
     return {kind: write_tiny_bundle(folder / kind, kind, grid).folder
-            for kind in ("rgb", "elements", "trust")}
+            for kind in KINDS}

@@ -43,15 +43,6 @@ def torch_to_onnx(module: nn.Module, channels: int, output_name: str,
     return model
 
 
-@torch.no_grad()
-def torch_predict(module: nn.Module, x: np.ndarray, batch: int = 4096) -> np.ndarray:
-    """The framework's own answer, float32 (N, K), for parity."""
-    module.eval()
-    out = [module(torch.from_numpy(np.ascontiguousarray(x[i:i + batch], np.float32))).numpy()
-           for i in range(0, len(x), batch)]
-    return np.concatenate(out)
-
-
 def autoencoder_parts(pre: nn.Module, ae: nn.Module) -> tuple[nn.Module, nn.Module]:
     """An AutoEncoder (+ its preprocessing module) -> (rgb module, trust module):
     the encoder maps counts/s to RGB, the reconstruction error is the trust score."""

@@ -22,8 +22,10 @@ import sys
 import time
 from pathlib import Path
 
+from proto.bundle import KINDS
+from training.catalogue import HELD_OUT, scene_candidates
+
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT = ("m1_child", "m6_ioannis")  # export.heldout.HELD_OUT: never trained on
 
 
 def free_port() -> int:
@@ -33,18 +35,19 @@ def free_port() -> int:
 
 
 def find_scene(data: Path, tiny_dir: Path) -> Path:
-    for name in HELD_OUT:
-        for cand in (data / f"{name}.h5", data / f"{name}_tiny.h5"):
+    tests = list(HELD_OUT.values())  # scenes no model was trained on
+    for name in tests:
+        for cand in scene_candidates(data, name):
             if cand.is_file():
                 return cand
     print(f"[demo] no held-out scene in {data}: simulating a tiny one", flush=True)
     from training.scenes import make_scene
 
-    return make_scene(HELD_OUT[0], tiny_dir, tiny=True, progress=False)
+    return make_scene(tests[0], tiny_dir, tiny=True, progress=False)
 
 
 def ensure_models(models: Path, stand_in: Path) -> Path:
-    if all((models / k / "manifest.json").is_file() for k in ("rgb", "elements", "trust")):
+    if all((models / k / "manifest.json").is_file() for k in KINDS):
         return models
     print(f"[demo] {models} lacks rgb/elements/trust bundles: using stand-in ROI bundles "
           "(export.tiny), not trained models; run `make export` for the real ones", flush=True)
@@ -56,12 +59,14 @@ def ensure_models(models: Path, stand_in: Path) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="models")
-    ap.add_argument("--data", default="data")
-    ap.add_argument("--out", default="out/demo")
+    ap.add_argument("--models", default="models",
+                    help="bundle folder (rgb/, elements/, trust/); stand-ins if missing")
+    ap.add_argument("--data", default="data", help="folder with the held-out scene files")
+    ap.add_argument("--out", default="out/demo", help="folder for PNGs, logs and recordings")
     ap.add_argument("--scene", help="dataset file to replay (default: a held-out scene)")
     ap.add_argument("--dwell", type=float, default=0.0, help="s per pixel; 0 = as fast as allowed")
-    ap.add_argument("--pixels-per-message", type=int, default=16)
+    ap.add_argument("--pixels-per-message", type=int, default=16,
+                    help="pixels in each spectra message of the replay")
     args = ap.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

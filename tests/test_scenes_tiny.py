@@ -3,96 +3,23 @@
 from __future__ import annotations
 
 import hashlib
-import sys
-import types
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
-import training
 from proto.dataset import open_dataset
 from proto.elements import ELEMENTS
-from proto.energy import EnergyGrid
 from training import paintings, pigments, scenes
 
 
 # ------------------------------------------------------------------ simulator
-def _fake_sim() -> types.ModuleType:
-    """Stand-in with the SIM helper's API, used only while training.sim lacks it."""
-    import xraylib
-
-    @dataclass(frozen=True)
-    class Inst:
-        spot_um: float
-        grid: EnergyGrid
-
-        def with_(self, **kw):
-            return replace(self, **kw)
-
-        def to_dict(self):
-            return {"name": "fake", "spot_um": self.spot_um, "grid": self.grid.to_dict()}
-
-    @dataclass(frozen=True)
-    class Layer:
-        composition: dict
-        density_g_cm3: float
-        thickness_cm: float
-
-    def stack_response(inst, layers):
-        e = inst.grid.centres()
-        rates = 50.0 * np.exp(-e / 10) * (e > 1)
-        element_rates = {}
-        above = 1.0
-        for layer in layers:
-            for el, w in layer.composition.items():
-                if el not in ELEMENTS:
-                    continue
-                z = xraylib.SymbolToAtomicNumber(el)
-                kev = xraylib.LineEnergy(z, xraylib.KA1_LINE if z <= 33 else xraylib.LA1_LINE)
-                amp = 2e4 * w * (1 - np.exp(-200 * layer.density_g_cm3 * layer.thickness_cm))
-                amp *= above
-                element_rates[el] = element_rates.get(el, 0.0) + amp
-                rates = rates + amp * np.exp(-0.5 * ((e - kev) / 0.06) ** 2) / (0.06 * 100 *
-                                                                                  2.5066)
-            above *= np.exp(-100 * layer.density_g_cm3 * layer.thickness_cm)
-        return types.SimpleNamespace(rates=rates, element_rates=element_rates)
-
-    def acquire(rates, dwell_s, rng, inst):
-        live = np.full(rates.shape[0], dwell_s * 0.95)
-        counts = rng.poisson(rates * live[:, None]).astype(np.uint32)
-        return types.SimpleNamespace(counts=counts, live_time_s=live,
-                                     real_time_s=np.full(rates.shape[0], dwell_s))
-
-    mod = types.ModuleType("training.sim")
-    mod.M6_JETSTREAM = Inst(580.0, EnergyGrid(-0.9555, 0.01, 4096))
-    mod.M1_MISTRAL = Inst(1000.0, EnergyGrid(-0.02, 0.01, 4096))
-    mod.Layer, mod.stack_response, mod.acquire = Layer, stack_response, acquire
-    return mod
-
-
 @pytest.fixture(scope="module")
 def sim():
-    try:
-        from training import sim as real
+    """The simulator the scenes run (tests that simulate take it, so they read as such)."""
+    from training import sim as real
 
-        if all(hasattr(real, n) for n in ("stack_response", "acquire", "M6_JETSTREAM")):
-            yield real
-            return
-    except ImportError:
-        pass
-    fake = _fake_sim()
-    old_mod, old_attr = sys.modules.get("training.sim"), getattr(training, "sim", None)
-    sys.modules["training.sim"], training.sim = fake, fake
-    yield fake
-    if old_mod is not None:
-        sys.modules["training.sim"] = old_mod
-    else:
-        sys.modules.pop("training.sim", None)
-    if old_attr is not None:
-        training.sim = old_attr
-    else:
-        del training.sim
+    return real
 
 
 @pytest.fixture(scope="module")

@@ -54,3 +54,20 @@ def test_train_default_on_tiny_scenes(tiny_data, tmp_path):
     trust, info = artifacts.load("trust", tmp_path)
     score = train.predict(trust, virgin.rates)
     assert score.shape == (len(virgin.rates), 1) and (score >= 0).all()
+
+
+def test_cli_prints_and_stores_its_config(tiny_data, tmp_path, capsys):
+    """`python -m training.train default --key=value`: the config a run used is printed first
+    and stored in every artifact (info.json and the checkpoint)."""
+    train.main(["default", "--data", str(tiny_data), "--out", str(tmp_path), "--epochs-scale",
+                "0.1", "--library.stacks=20", "--library.pixels=200", "--el_hidden=32"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("# training config\n") and "el_hidden = 32\n" in printed
+    for name in ("rgb", "elements", "trust"):
+        _, info = artifacts.load(name, tmp_path)
+        assert info["config"]["el_hidden"] == 32 and info["config"]["epochs_scale"] == 0.1
+        assert info["config"]["library"]["stacks"] == 20
+        _, stored = artifacts.load_checkpoint(tmp_path / name / "model.pt")
+        assert stored == info["config"]
+    el, _ = artifacts.load("elements", tmp_path)
+    assert el.body[0].out_features == 32

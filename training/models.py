@@ -4,11 +4,17 @@ Every torch model here is a `Model`: preprocessing (training.preprocess) ->
 body -> affine output scaling, so it takes counts per live second and returns
 final units (sRGB 0..1, element counts/s, or a trust score). That is what
 training.artifacts saves and export turns into one ONNX graph.
+
+Checkpoints hold weights, never code: every torch class here is in MODEL_CLASSES and says
+how to rebuild itself untrained, `arch()` (plain constructor arguments, submodules nested
+as {"class", "args"}) and `from_arch(**args)`; `build(model_args(m))` is `m`'s architecture,
+and its state_dict fills in the weights and buffers (nanoGPT's model_args idea).
 """
 
 from __future__ import annotations
 
 from itertools import pairwise
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -19,6 +25,37 @@ from sklearn.svm import SVR
 from torch import nn
 
 from training.preprocess import Preprocess, PreprocessModule
+
+T = TypeVar("T", bound=type[nn.Module])
+MODEL_CLASSES: dict[str, type[nn.Module]] = {}
+
+
+def register(cls: T) -> T:
+    """Add a module class to MODEL_CLASSES, the only classes a checkpoint may name."""
+    MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def model_args(module: nn.Module) -> dict[str, Any]:
+    """{"class": name, "args": plain constructor arguments}: what `build` needs to make an
+    untrained `module` of the same shape."""
+    name = type(module).__name__
+    if MODEL_CLASSES.get(name) is not type(module):
+        raise TypeError(f"{name} is not in training.models.MODEL_CLASSES, so it cannot be "
+                        "saved as a weights-only checkpoint")
+    return {"class": name, "args": module.arch()}
+
+
+def build(spec: dict[str, Any]) -> nn.Module:
+    """The untrained module `spec` (from model_args) describes."""
+    cls = MODEL_CLASSES.get(spec.get("class"))
+    if cls is None:
+        raise ValueError(f"unknown model class {spec.get('class')!r} "
+                         f"(known: {', '.join(sorted(MODEL_CLASSES))})")
+    return cls.from_arch(**spec["args"])
+
+
+register(PreprocessModule)
 
 # ----------------------------------------------------------------- baselines
 
@@ -39,18 +76,31 @@ def svr(c: float = 1.0) -> MultiOutputRegressor:
 # ------------------------------------------------------------ torch modules
 
 
-def stack(sizes: list[int], last_relu: bool = False, dropout: float = 0.0) -> nn.Sequential:
+@register
+class Stack(nn.Sequential):
     """Linear + ReLU layers between consecutive sizes (no ReLU after the last unless asked)."""
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(pairwise(sizes)):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2 or last_relu:
-            layers.append(nn.ReLU())
-            if dropout > 0:
-                layers.append(nn.Dropout(dropout))
-    return nn.Sequential(*layers)
+
+    def __init__(self, sizes: list[int], last_relu: bool = False, dropout: float = 0.0) -> None:
+        layers: list[nn.Module] = []
+        for i, (a, b) in enumerate(pairwise(sizes)):
+            layers.append(nn.Linear(a, b))
+            if i < len(sizes) - 2 or last_relu:
+                layers.append(nn.ReLU())
+                if dropout > 0:
+                    layers.append(nn.Dropout(dropout))
+        super().__init__(*layers)
+        self.sizes, self.last_relu, self.dropout = [int(n) for n in sizes], last_relu, dropout
+
+    def arch(self) -> dict:
+        return {"sizes": self.sizes, "last_relu": self.last_relu, "dropout": self.dropout}
+
+    @classmethod
+    def from_arch(cls, **args: Any) -> Stack:
+        return cls(**args)
 
 
+
+@register
 class Model(nn.Module):
     """counts/s -> preprocess -> body -> out * scale + offset (final units)."""
 
@@ -73,7 +123,16 @@ class Model(nn.Module):
     def forward(self, rates: torch.Tensor) -> torch.Tensor:
         return self.scaled(rates) * self.out_scale + self.out_offset
 
+    def arch(self) -> dict:
+        return {"pre": model_args(self.pre), "body": model_args(self.body),
+                "outputs": int(self.out_scale.numel()), "squash": self.squash}
 
+    @classmethod
+    def from_arch(cls, pre: dict, body: dict, outputs: int, squash: bool) -> Model:
+        return cls(build(pre), build(body), np.ones(outputs), np.zeros(outputs), squash)
+
+
+@register
 class LinearPlusMlp(Model):
     """Ours for element maps: a linear map of the counts/s themselves (what a linear
     fit or an ROI sum is) plus the study's one-hidden-layer MLP on the preprocessed
@@ -90,12 +149,22 @@ class LinearPlusMlp(Model):
     def scaled(self, rates: torch.Tensor) -> torch.Tensor:
         return self.raw(self.pre(rates)) + self.linear(rates * self.inv_rate_scale)
 
+    def arch(self) -> dict:
+        return {"pre": model_args(self.pre), "body": model_args(self.body),
+                "outputs": int(self.out_scale.numel())}
 
+    @classmethod
+    def from_arch(cls, pre: dict, body: dict, outputs: int) -> LinearPlusMlp:
+        return cls(build(pre), build(body), np.ones(outputs), 1.0)
+
+
+@register
 class Conv1dBody(nn.Module):
     """1-D CNN over the energy channels: three strided conv blocks, pooled, then a head."""
 
     def __init__(self, channels: int, outputs: int, width: int = 16) -> None:
         super().__init__()
+        self.channels, self.outputs, self.width = channels, outputs, width
         self.conv = nn.Sequential(
             nn.Conv1d(1, width, 9, stride=2, padding=4), nn.ReLU(),
             nn.Conv1d(width, 2 * width, 9, stride=2, padding=4), nn.ReLU(),
@@ -108,7 +177,15 @@ class Conv1dBody(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.conv(x.unsqueeze(1)))
 
+    def arch(self) -> dict:
+        return {"channels": self.channels, "outputs": self.outputs, "width": self.width}
 
+    @classmethod
+    def from_arch(cls, **args: Any) -> Conv1dBody:
+        return cls(**args)
+
+
+@register
 class AutoEncoder(nn.Module):
     """The study's autoencoder: 5 Linear+ReLU layers down to a 3-d latent read as RGB,
     5 up to the spectrum. The latent and the reconstruction are left linear (a ReLU
@@ -118,26 +195,44 @@ class AutoEncoder(nn.Module):
 
     def __init__(self, channels: int = 1024) -> None:
         super().__init__()
+        self.channels = channels
         down = [channels, *self.DOWN[1:]]
-        self.encoder = stack(down)
-        self.decoder = stack(down[::-1])
+        self.encoder = Stack(down)
+        self.decoder = Stack(down[::-1])
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.encoder(features)
         return z, self.decoder(z)
 
+    def arch(self) -> dict:
+        return {"channels": self.channels}
 
+    @classmethod
+    def from_arch(cls, channels: int) -> AutoEncoder:
+        return cls(channels)
+
+
+@register
 class EncoderOnly(nn.Module):
     """The RGB half of an AutoEncoder, as the body of an exported rgb Model."""
 
     def __init__(self, ae: AutoEncoder) -> None:
         super().__init__()
         self.encoder = ae.encoder
+        self.channels = ae.channels
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.encoder(features)
 
+    def arch(self) -> dict:
+        return {"channels": self.channels}
 
+    @classmethod
+    def from_arch(cls, channels: int) -> EncoderOnly:
+        return cls(AutoEncoder(channels))
+
+
+@register
 class TrustScore(nn.Module):
     """counts/s -> one non-negative score: mean squared reconstruction error of the
     standardised features through an autoencoder fitted on the training scans."""
@@ -151,6 +246,13 @@ class TrustScore(nn.Module):
         _, rec = self.ae(f)
         return ((rec - f) ** 2).mean(dim=1, keepdim=True)
 
+    def arch(self) -> dict:
+        return {"pre": model_args(self.pre), "ae": model_args(self.ae)}
+
+    @classmethod
+    def from_arch(cls, pre: dict, ae: dict) -> TrustScore:
+        return cls(build(pre), build(ae))
+
 
 # ------------------------------------------------------------- builders
 
@@ -158,28 +260,28 @@ class TrustScore(nn.Module):
 def rgb_encoder(pre: Preprocess) -> Model:
     """The study's encoder: spectrum -> RGB with the autoencoder's down path."""
     channels = pre.grid.channels
-    return Model(pre.module(), stack([channels, 512, 128, 32, 8, 3]),
+    return Model(pre.module(), Stack([channels, 512, 128, 32, 8, 3]),
                  np.ones(3), np.zeros(3), squash=True)
 
 
 def rgb_mlp(pre: Preprocess, hidden: int = 256, dropout: float = 0.2) -> Model:
     """Ours: a wide shallow MLP with dropout and a sigmoid onto 0..1."""
     channels = pre.grid.channels
-    return Model(pre.module(), stack([channels, hidden, 64, 3], dropout=dropout),
+    return Model(pre.module(), Stack([channels, hidden, 64, 3], dropout=dropout),
                  np.ones(3), np.zeros(3), squash=True)
 
 
 def element_mlp(pre: Preprocess, target_scale: np.ndarray, hidden: int = 256) -> Model:
     """The study's element MLP: one hidden layer -> 8 maps (scaled to counts/s)."""
     n = len(target_scale)
-    return Model(pre.module(), stack([pre.grid.channels, hidden, n]),
+    return Model(pre.module(), Stack([pre.grid.channels, hidden, n]),
                  target_scale, np.zeros(n))
 
 
 def element_linmlp(pre: Preprocess, target_scale: np.ndarray, rate_scale: float,
                    hidden: int = 256) -> LinearPlusMlp:
     n = len(target_scale)
-    return LinearPlusMlp(pre.module(), stack([pre.grid.channels, hidden, n]), target_scale,
+    return LinearPlusMlp(pre.module(), Stack([pre.grid.channels, hidden, n]), target_scale,
                          rate_scale)
 
 

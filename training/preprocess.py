@@ -134,5 +134,13 @@ class PreprocessModule(nn.Module):
     def forward(self, rates: torch.Tensor) -> torch.Tensor:
         return (torch.sqrt(torch.relu(rates)) - self.mean) * self.inv_scale
 
+    def arch(self) -> dict:
+        """Constructor arguments for training.models.build (the stats are in state_dict)."""
+        return {"channels": int(self.mean.shape[0])}
+
+    @classmethod
+    def from_arch(cls, channels: int) -> PreprocessModule:
+        return cls(np.zeros(channels, np.float32), np.ones(channels, np.float32))
+
     def stats(self) -> Preprocess:
         return Preprocess(self.mean.numpy().copy(), 1.0 / self.inv_scale.numpy())

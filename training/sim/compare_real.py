@@ -192,8 +192,10 @@ def figure(real: np.ndarray, sim: np.ndarray, grid: EnergyGrid, metrics: dict, o
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("out/data/realism.png"))
-    parser.add_argument("--real", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=Path("out/data/realism.png"),
+                        help="PNG to write (simulated vs real spectrum)")
+    parser.add_argument("--real", type=Path, default=None,
+                        help="real Bruker .spx to compare with (default: the shared M6 example)")
     args = parser.parse_args(argv)
     real, grid, _, _ = load_real(args.real)
     if grid != REAL_CONDITIONS.grid:
