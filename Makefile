@@ -9,7 +9,7 @@ RECORDINGS := recordings
 OUT := out
 export PYTHONHASHSEED := 0
 
-.PHONY: setup lint format test smoke-edge data train export serve replay watch status demo \
+.PHONY: setup lint format test smoke-edge data train export serve replay watch view status demo \
 	demo-models bench report labels convert vectors clean
 
 setup: $(VENV_STAMP)
@@ -18,7 +18,7 @@ setup: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install --quiet --upgrade pip
-	.venv/bin/pip install --quiet -e '.[edge,train,dev]'
+	.venv/bin/pip install --quiet -e '.[edge,train,dev,view]'
 	touch $@
 
 lint: setup
@@ -62,6 +62,10 @@ replay: setup
 
 watch: setup
 	$(PY) -m edge watch --out $(OUT)/watch
+
+# The live web page on loopback (prints its URL); needs a running daemon (`make serve`).
+view: setup
+	$(PY) -m edge view
 
 status: setup
 	$(PY) -m edge status

@@ -1,4 +1,4 @@
-"""`python -m edge serve|replay|watch|status|reload` (installed as `maxrf-edge`)."""
+"""`python -m edge serve|replay|watch|view|status|reload` (installed as `maxrf-edge`)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from edge import config
+from edge.view import cli as view_cli
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
@@ -52,6 +53,18 @@ def build_parser(prog: str = "python -m edge") -> argparse.ArgumentParser:
                     help="give up after this many seconds (default 600)")
     wt.add_argument("--follow", action="store_true", help="keep going after the scan ends")
 
+    vw = sub.add_parser("view", help="serve the live web page (the `view` extra)",
+                        description="Serve the live page: the scan growing, element maps, "
+                                    "trust, progress and a pixel's spectrum.")
+    view_cli.add_arguments(vw)
+
+    ex = sub.add_parser("export-maps", help="a recording's final maps as TIFF (+ RGB PNG)",
+                        description="Write a recording's `predictions` group as one 32-bit "
+                                    "float TIFF per element map plus the RGB as TIFF and PNG "
+                                    "(needs the `maps` extra: tifffile).")
+    ex.add_argument("recording", help="recording (dataset file) holding a predictions group")
+    ex.add_argument("--tiff", required=True, metavar="DIR", help="folder for the TIFF files")
+
     for name, text in (("status", "print the daemon's status"),
                        ("reload", "ask the daemon to reload its models (between scans)")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
@@ -82,6 +95,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         print(f"replayed {r.pixels} pixels of {r.scan_id} in {r.messages} messages, "
               f"{r.seconds:.2f} s, {r.rate:.0f} pixels/s")
+        return 0
+    if args.command == "view":
+        return view_cli.run(parser.prog, args)
+    if args.command == "export-maps":
+        from edge.export_maps import ExportError, export_maps
+
+        try:
+            files = export_maps(args.recording, args.tiff)
+        except ExportError as e:
+            print(f"{parser.prog} export-maps: error: {e}", file=sys.stderr)
+            return 1
+        print(f"[export-maps] {len(files)} files in {args.tiff}")
         return 0
     if args.command == "watch":
         from edge.watch import watch

@@ -41,14 +41,23 @@ def test_edge_and_proto_import_only_what_the_edge_extra_installs():
         PYPROJECT["project"]["optional-dependencies"]["edge"])
     allowed = set(sys.stdlib_module_names) | {"edge", "proto"} | {
         mod for mod, dist in EDGE_IMPORTS.items() if dist in installed}
+    view = ROOT / "edge" / "view"  # the live page: its own optional [view] extra (aiohttp)
     stray = {
         f"{path.relative_to(ROOT)}: {name}"
         for pkg in ("edge", "proto")
         for path in sorted((ROOT / pkg).rglob("*.py"))
+        if view not in path.parents
         for name in _imports(path) - allowed
     }
     assert not stray, f"edge/proto import packages the [edge] extra does not install: {stray}"
     assert not installed & set(TRAINING_ONLY)
+    view_extra = _names(PYPROJECT["project"]["optional-dependencies"]["view"])
+    assert not view_extra & set(TRAINING_ONLY)
+    stray = {f"{path.relative_to(ROOT)}: {name}" for path in sorted(view.rglob("*.py"))
+             for name in _imports(path) - allowed - ({"aiohttp"} & view_extra)}
+    assert not stray, f"edge/view imports what [edge] + [view] do not install: {stray}"
+    lazy = {p.name for p in view.rglob("*.py") if "aiohttp" in _imports(p)}
+    assert lazy <= {"server.py"}, f"only edge/view/server.py may import aiohttp: {lazy}"
 
 
 def test_console_scripts_point_at_existing_functions():

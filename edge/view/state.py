@@ -1,0 +1,211 @@
+"""The viewer's copy of the daemon's canvases: held once per topic, plus one overview level.
+
+A browser never gets more than `MAX_SIDE` pixels a side at once: a canvas wider or taller
+is sent at an overview level (2**level x 2**level block means, kept up to date region by
+region as previews arrive), and at a finer level only over the rectangle the user zooms
+into. Memory: the full-resolution canvases (the same bytes as the daemon's: width x height
+x (3 + 4 E + 4)) plus their overview and the element planes' block maxima (at most
+MAX_SIDE**2 x (3 + 8 E + 4)), nothing per browser.
+
+Element planes named `<element>_sigma` are the uncertainty of `<element>` (the daemon
+publishes none yet): the page greys a pixel below its detection limit when one exists.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+
+from proto import wire
+
+MAX_SIDE = 1024  # pixels a side sent to a browser at once
+TOPICS = wire.PREVIEW_TOPICS
+SIGMA_SUFFIX = "_sigma"
+
+
+def overview_level(width: int, height: int, max_side: int = MAX_SIDE) -> int:
+    """The smallest level whose blocks (2**level a side) bring the canvas within max_side."""
+    level = 0
+    while -(-max(width, height) // (1 << level)) > max_side:
+        level += 1
+    return level
+
+
+def block_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """(P, h, w) float32 -> (P, ceil(h/f), ceil(w/f)): means of f x f blocks (edges: partial)."""
+    if f == 1:
+        return a
+    _, h, w = a.shape
+    ys, xs = np.arange(0, h, f), np.arange(0, w, f)
+    s = np.add.reduceat(np.add.reduceat(a, ys, axis=1, dtype=np.float32), xs, axis=2)
+    n = np.minimum(f, h - ys)[:, None] * np.minimum(f, w - xs)[None, :]
+    return (s / n).astype(np.float32, copy=False)
+
+
+def block_max(a: np.ndarray, f: int) -> np.ndarray:
+    """(P, h, w) -> (P, ceil(h/f), ceil(w/f)): maxima of f x f blocks."""
+    if f == 1:
+        return a
+    _, h, w = a.shape
+    ys, xs = np.arange(0, h, f), np.arange(0, w, f)
+    return np.maximum.reduceat(np.maximum.reduceat(a, ys, axis=1), xs, axis=2)
+
+
+def downsample(topic: str, a: np.ndarray, f: int) -> np.ndarray:
+    """A full-resolution crop of `topic` (its preview layout) at 1/f, same layout and dtype."""
+    if f == 1:
+        return a
+    if topic == "rgb":
+        planes = block_mean(a.transpose(2, 0, 1).astype(np.float32), f)
+        return np.rint(planes).astype(np.uint8).transpose(1, 2, 0)
+    if topic == "trust":
+        return block_mean(a[None].astype(np.float32, copy=False), f)[0]
+    return block_mean(a, f)
+
+
+def split_sigma(names: tuple[str, ...]) -> tuple[list[int], list[int]]:
+    """(value plane indices, sigma plane index per value plane or -1)."""
+    index = {n: i for i, n in enumerate(names)}
+    values = [i for i, n in enumerate(names) if not n.endswith(SIGMA_SUFFIX)]
+    return values, [index.get(names[i] + SIGMA_SUFFIX, -1) for i in values]
+
+
+class ViewState:
+    """Canvases of the current scan, written by the Clone thread, read by the web side.
+
+    Every method takes `lock`; `gen` changes whenever the geometry or the scan changes,
+    so a browser knows to start over.
+    """
+
+    def __init__(self, max_side: int = MAX_SIDE) -> None:
+        self.lock = threading.RLock()
+        self.max_side = max_side
+        self.gen = 0
+        self.scan_id = ""
+        self.start: wire.ScanStart | None = None
+        self.width = self.height = 0
+        self.level = 0
+        self.seq = -1
+        self.names: tuple[str, ...] = ()
+        self._vmax: np.ndarray | None = None  # per element plane; None: to recompute
+        self.peaks: np.ndarray | None = None  # block maxima of the element planes (level > 0)
+        self.full: dict[str, np.ndarray] = {}
+        self.over: dict[str, np.ndarray] = {}
+        self.status: wire.Status | None = None
+
+    # ---- writes (the Clone thread) ------------------------------------------------------
+    def reset(self, scan_id: str, start: wire.ScanStart | None) -> None:
+        with self.lock:
+            self.gen += 1
+            self.scan_id, self.start, self.seq = scan_id, start, -1
+            self.width, self.height = (start.width, start.height) if start else (0, 0)
+            self.level = overview_level(self.width, self.height, self.max_side) if start else 0
+            self.full, self.over, self.names = {}, {}, ()
+            self.peaks, self._vmax = None, None
+
+    def apply(self, p: wire.Preview) -> tuple[int, int, int, int] | None:
+        """Write one preview; the changed full-resolution box (x0, y0, w, h), or None when it
+        does not fit this scan (the caller resyncs)."""
+        x0, y0, w, h = p.region
+        with self.lock:
+            if p.scan_id != self.scan_id or x0 + w > self.width or y0 + h > self.height:
+                return None
+            if p.topic == "elements" and tuple(p.names) != self.names:
+                self._allocate_elements(tuple(p.names))
+            full = self.full.get(p.topic)
+            if full is None:
+                full = self._allocate(p.topic)
+            data = np.asarray(p.data)
+            if p.topic == "elements":
+                full[:, y0:y0 + h, x0:x0 + w] = data
+                self._vmax = None
+            else:
+                full[y0:y0 + h, x0:x0 + w] = data
+            self._refresh_overview(p.topic, x0, y0, w, h)
+            self.seq = max(self.seq, p.seq)
+            return x0, y0, w, h
+
+    def _allocate(self, topic: str) -> np.ndarray:
+        h, w = self.height, self.width
+        shape = {"rgb": (h, w, 3), "trust": (h, w)}[topic]
+        dtype = np.uint8 if topic == "rgb" else np.float32
+        self.full[topic] = np.zeros(shape, dtype)
+        self.over[topic] = self._overview_like(topic, self.full[topic])
+        return self.full[topic]
+
+    def _allocate_elements(self, names: tuple[str, ...]) -> None:
+        if self.names:
+            self.gen += 1  # other planes mid-scan (models reloaded): browsers start over
+        self.names = names
+        self.full["elements"] = np.zeros((len(names), self.height, self.width), np.float32)
+        self.over["elements"] = self._overview_like("elements", self.full["elements"])
+        self._vmax = None
+        if self.level:
+            f = 1 << self.level
+            self.peaks = np.zeros((len(names), -(-self.height // f), -(-self.width // f)),
+                                  np.float32)
+
+    def _overview_like(self, topic: str, full: np.ndarray) -> np.ndarray:
+        if self.level == 0:
+            return full  # the same array: no second copy
+        f = 1 << self.level
+        oh, ow = -(-self.height // f), -(-self.width // f)
+        shape = {"rgb": (oh, ow, 3), "trust": (oh, ow), "elements": (len(self.names), oh, ow)}
+        return np.zeros(shape[topic], full.dtype)
+
+    def _refresh_overview(self, topic: str, x0: int, y0: int, w: int, h: int) -> None:
+        if self.level == 0:
+            return
+        f = 1 << self.level
+        bx0, by0 = x0 // f, y0 // f
+        bx1, by1 = -(-(x0 + w) // f), -(-(y0 + h) // f)
+        src = self.crop(topic, 0, bx0 * f, by0 * f, bx1 * f - bx0 * f, by1 * f - by0 * f)
+        small = downsample(topic, src, f)
+        if topic == "elements":
+            self.over[topic][:, by0:by1, bx0:bx1] = small
+            self.peaks[:, by0:by1, bx0:bx1] = block_max(src, f)
+        else:
+            self.over[topic][by0:by1, bx0:bx1] = small
+
+    # ---- reads (the web side) -----------------------------------------------------------
+    def crop(self, topic: str, level: int, x0: int, y0: int, w: int, h: int) -> np.ndarray:
+        """Full-resolution box (x0, y0, w, h), clipped to the canvas, at `level` (0: as is,
+        self.level: from the overview, between: block means computed now). A view at level 0."""
+        with self.lock:
+            x1, y1 = min(x0 + w, self.width), min(y0 + h, self.height)
+            if level == self.level and level > 0:
+                f = 1 << level
+                a = self.over[topic]
+                ys, xs = slice(y0 // f, -(-y1 // f)), slice(x0 // f, -(-x1 // f))
+                return a[:, ys, xs] if topic == "elements" else a[ys, xs]
+            a = self.full[topic]
+            part = a[:, y0:y1, x0:x1] if topic == "elements" else a[y0:y1, x0:x1]
+            return downsample(topic, part, 1 << level)
+
+    @property
+    def vmax(self) -> np.ndarray:
+        """Each element plane's largest value at full resolution, from the block maxima (at
+        most max_side**2 values a plane to scan), cached until the next write."""
+        with self.lock:
+            if self._vmax is None:
+                planes = self.peaks if self.level else self.full.get("elements")
+                self._vmax = (np.zeros(0, np.float32) if planes is None
+                              else planes.max(axis=(1, 2)))
+            return self._vmax
+
+    def has(self, topic: str) -> bool:
+        return topic in self.full
+
+    def describe(self) -> dict:
+        """What a browser needs to lay the scan out (JSON-ready)."""
+        with self.lock:
+            values, sigma = split_sigma(self.names)
+            s = self.start
+            return {
+                "scan_id": self.scan_id, "gen": self.gen, "width": self.width,
+                "height": self.height, "level": self.level, "max_side": self.max_side,
+                "names": list(self.names), "values": values, "sigma": sigma,
+                "pixel_size_um": s.pixel_size_um if s else None,
+                "calibration": [s.offset_kev, s.gain_kev, s.channels] if s else None,
+            }

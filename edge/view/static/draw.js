@@ -1,0 +1,202 @@
+"use strict";
+// Layers (an overview, and a finer detail where the user zoomed) and how they are drawn.
+// A layer holds one level's pixels of every topic: RGB in an offscreen canvas, element
+// planes and trust as Float32Arrays, rendered to offscreen canvases when they change.
+
+const GREY = [128, 128, 128];  // below the detection limit
+const LUT = viridis();
+
+// viridis as a polynomial (a public-domain fit); 256 entries of [r, g, b]
+function viridis() {
+  const c = [[0.2777, 0.0054, 0.3341], [0.1051, 1.4046, 1.3846], [-0.3309, 0.2148, 0.0951],
+    [-4.6342, -5.7991, -19.3324], [6.2283, 14.1799, 56.6906], [4.7764, -13.7451, -65.3530],
+    [-5.4355, 4.6459, 26.3124]];
+  const out = [];
+  for (let i = 0; i < 256; i++) {
+    const t = i / 255;
+    out.push([0, 1, 2].map((k) => {
+      let v = 0;
+      for (let j = 6; j >= 0; j--) v = v * t + c[j][k];
+      return Math.max(0, Math.min(255, Math.round(255 * v)));
+    }));
+  }
+  return out;
+}
+
+function makeLayer(level, x, y, w, h) {
+  const canvas = document.createElement("canvas");
+  canvas.width = w;
+  canvas.height = h;
+  return {
+    level, x, y, w, h, version: 0,
+    rgbCanvas: canvas, rgbCtx: canvas.getContext("2d"), rgbImg: new ImageData(w, h),
+    el: null, names: null, trust: null,
+    elCanvas: null, elKey: "", maskCanvas: null, maskKey: "",
+  };
+}
+
+// Copy one region message's payload into a layer (x, y in the layer's level pixels).
+function writeRegion(L, head, buf, off) {
+  const rx = head.x - L.x, ry = head.y - L.y, w = head.w, h = head.h;
+  if (rx < 0 || ry < 0 || rx + w > L.w || ry + h > L.h) return false;
+  if (head.topic === "rgb") {
+    const src = new Uint8Array(buf, off, w * h * 3), d = L.rgbImg.data;
+    for (let j = 0; j < h; j++) {
+      let s = j * w * 3, t = ((ry + j) * L.w + rx) * 4;
+      for (let i = 0; i < w; i++, s += 3, t += 4) {
+        d[t] = src[s]; d[t + 1] = src[s + 1]; d[t + 2] = src[s + 2]; d[t + 3] = 255;
+      }
+    }
+    L.rgbCtx.putImageData(L.rgbImg, 0, 0, rx, ry, w, h);
+  } else if (head.topic === "elements") {
+    const E = head.names.length;
+    if (!L.el || L.names.join() !== head.names.join()) {
+      L.el = head.names.map(() => new Float32Array(L.w * L.h));
+      L.names = head.names.slice();
+    }
+    const src = new Float32Array(buf, off, E * w * h);
+    for (let p = 0; p < E; p++) {
+      for (let j = 0; j < h; j++) {
+        const s = (p * h + j) * w;
+        L.el[p].set(src.subarray(s, s + w), (ry + j) * L.w + rx);
+      }
+    }
+  } else if (head.topic === "trust") {
+    if (!L.trust) L.trust = new Float32Array(L.w * L.h);
+    const src = new Float32Array(buf, off, w * h);
+    for (let j = 0; j < h; j++) L.trust.set(src.subarray(j * w, j * w + w), (ry + j) * L.w + rx);
+  }
+  L.version++;
+  return true;
+}
+
+function offscreen(L, key) {
+  if (!L[key]) {
+    L[key] = document.createElement("canvas");
+    L[key].width = L.w;
+    L[key].height = L.h;
+  }
+  return L[key];
+}
+
+// The selected element of a layer through the colour scale; grey below 3 sigma if known.
+function elementCanvas(L, valueIdx, sigmaIdx, lo, hi) {
+  if (!L.el || valueIdx >= L.el.length) return null;
+  const key = `${valueIdx}|${sigmaIdx}|${lo}|${hi}|${L.version}`;
+  const canvas = offscreen(L, "elCanvas");
+  if (L.elKey === key) return canvas;
+  const plane = L.el[valueIdx], sigma = sigmaIdx >= 0 ? L.el[sigmaIdx] : null;
+  const img = new ImageData(L.w, L.h), d = img.data, span = hi > lo ? hi - lo : 1;
+  for (let i = 0, t = 0; i < plane.length; i++, t += 4) {
+    const v = Math.max(0, plane[i]);  // negatives are shown as zero
+    let rgb;
+    if (sigma && plane[i] < 3 * sigma[i]) rgb = GREY;
+    else rgb = LUT[Math.max(0, Math.min(255, Math.floor(((v - lo) / span) * 255)))];
+    d[t] = rgb[0]; d[t + 1] = rgb[1]; d[t + 2] = rgb[2]; d[t + 3] = 255;
+  }
+  canvas.getContext("2d").putImageData(img, 0, 0);
+  L.elKey = key;
+  return canvas;
+}
+
+// Trust scores at or above `threshold` as a red veil, the rest transparent.
+function maskCanvas(L, threshold) {
+  if (!L.trust || threshold === null) return null;
+  const key = `${threshold}|${L.version}`;
+  const canvas = offscreen(L, "maskCanvas");
+  if (L.maskKey === key) return canvas;
+  const img = new ImageData(L.w, L.h), d = img.data;
+  for (let i = 0, t = 0; i < L.trust.length; i++, t += 4) {
+    if (L.trust[i] >= threshold && L.trust[i] > 0) {
+      d[t] = 255; d[t + 1] = 0; d[t + 2] = 40; d[t + 3] = 150;
+    }
+  }
+  canvas.getContext("2d").putImageData(img, 0, 0);
+  L.maskKey = key;
+  return canvas;
+}
+
+// Percentiles (0..1) of the positive values of a plane, from at most ~40,000 samples.
+function percentiles(plane, qs) {
+  const step = Math.max(1, Math.floor(plane.length / 40000)), vals = [];
+  for (let i = 0; i < plane.length; i += step) if (plane[i] > 0) vals.push(plane[i]);
+  if (!vals.length) return qs.map(() => 0);
+  vals.sort((a, b) => a - b);
+  return qs.map((q) => vals[Math.min(vals.length - 1, Math.floor(q * (vals.length - 1)))]);
+}
+
+// Screen rectangle of a layer in a view (layer pixels are 2**level canvas pixels).
+function blit(ctx, img, L, v) {
+  const f = 1 << L.level;
+  ctx.drawImage(img, (L.x * f - v.ox) * v.s, (L.y * f - v.oy) * v.sy,
+    L.w * f * v.s, L.h * f * v.sy);
+}
+
+function drawView(canvas, layers, pick, overlay, v, W, H, marked) {
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  ctx.fillStyle = "#222";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  if (!v || !layers.length) return;
+  ctx.imageSmoothingEnabled = false;
+  ctx.save();
+  ctx.beginPath();
+  ctx.rect(-v.ox * v.s, -v.oy * v.sy, W * v.s, H * v.sy);
+  ctx.clip();
+  for (const L of layers) {
+    const img = pick(L);
+    if (img) blit(ctx, img, L, v);
+  }
+  if (overlay) {
+    for (const L of layers) {
+      const img = overlay(L);
+      if (img) blit(ctx, img, L, v);
+    }
+  }
+  ctx.restore();
+  if (marked) {  // the pixel whose spectrum is shown
+    ctx.strokeStyle = "#ff3b30";
+    ctx.lineWidth = 2;
+    const w = Math.max(6, v.s), h = Math.max(6, v.sy);
+    ctx.strokeRect((marked.x + 0.5 - v.ox) * v.s - w / 2, (marked.y + 0.5 - v.oy) * v.sy - h / 2, w, h);
+  }
+}
+
+function niceTicks(lo, hi, n) {
+  const span = hi - lo;
+  if (!(span > 0)) return [lo];
+  const raw = span / n, mag = Math.pow(10, Math.floor(Math.log10(raw)));
+  const step = [1, 2, 5, 10].map((m) => m * mag).find((s) => s >= raw);
+  const out = [];
+  for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) out.push(t);
+  return out;
+}
+
+function fmtValue(v) {
+  const a = Math.abs(v);
+  if (a >= 1e4) return `${(v / 1000).toFixed(0)}k`;
+  if (a >= 1000) return `${(v / 1000).toFixed(1)}k`;
+  if (a >= 10) return v.toFixed(0);
+  if (a >= 1) return v.toFixed(1);
+  return v === 0 ? "0" : v.toPrecision(2);
+}
+
+function drawColorbar(canvas, lo, hi, label) {
+  const ctx = canvas.getContext("2d"), H = canvas.height, top = 24, bottom = H - 10;
+  ctx.clearRect(0, 0, canvas.width, H);
+  ctx.fillStyle = "#1d1d1f";
+  ctx.font = "12px system-ui, sans-serif";
+  ctx.fillText(label, 0, 12);
+  for (let y = top; y <= bottom; y++) {
+    const c = LUT[Math.round(((bottom - y) / (bottom - top)) * 255)];
+    ctx.fillStyle = `rgb(${c[0]},${c[1]},${c[2]})`;
+    ctx.fillRect(0, y, 16, 1);
+  }
+  ctx.fillStyle = "#1d1d1f";
+  const span = hi > lo ? hi - lo : 1;
+  for (const t of niceTicks(lo, hi, 5)) {
+    const y = bottom - ((t - lo) / span) * (bottom - top);
+    ctx.fillRect(16, Math.round(y), 4, 1);
+    ctx.fillText(fmtValue(t), 23, Math.min(bottom, Math.max(top + 8, y + 4)));
+  }
+}

@@ -1,0 +1,94 @@
+"use strict";
+// Scan progress, rates, rejections and refusals in words (from the daemon's `status`).
+
+const REASON_WORDS = {
+  too_large: "message too large",
+  malformed: "unreadable message",
+  unsupported_version: "protocol version not supported",
+  unknown_type: "unknown kind of message",
+  missing_field: "a required field was missing",
+  bad_type: "a field had the wrong type",
+  bad_value: "a value was out of range or not a number",
+  bad_dtype: "an array had the wrong data type",
+  bad_shape: "an array's size disagreed with the scan",
+  bad_index: "a sparse spectrum's channel indices were invalid",
+  out_of_range: "pixel outside the scan area",
+  unknown_scan: "pixels for a scan that is not open",
+  refused_scan: "pixels of a refused scan",
+  scan_refused: "scan refused",
+  multipart: "message in several parts",
+  unexpected_type: "message sent to the wrong channel",
+  unknown_command: "unknown command",
+  internal_error: "the daemon failed on a message (it keeps running)",
+  record_error: "could not write the recording (check the disk)",
+  inference_error: "the models failed on some pixels (they are recorded)",
+  other: "other problems",
+};
+const END_WORDS = {
+  success: "completed", abort: "stopped by the operator", fail: "stopped by the instrument",
+};
+
+const seenRefusals = new Set();
+let lastRefusal = null;
+
+function fmtCount(n) {
+  return Number(n || 0).toLocaleString("en-US");
+}
+
+function fmtDuration(s) {
+  if (!isFinite(s) || s < 0) return "–";
+  s = Math.round(s);
+  const h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  return h ? `${h} h ${m} min` : m ? `${m} min ${sec} s` : `${sec} s`;
+}
+
+function showStatus(st) {
+  const c = st.counters || {}, r = st.rates || {}, d = st.detail || {};
+  const end = d.scan && d.scan.scan_id === st.scan_id ? d.scan.end_status : "";
+  let title = "No scan yet";
+  if (st.state === "scanning") title = `Scanning “${st.scan_id}”`;
+  else if (st.scan_id) title = `Scan “${st.scan_id}” ended` + (end ? `: ${END_WORDS[end] || end}` : "");
+  $("scan-title").textContent = title;
+
+  const total = (c.width || 0) * (c.height || 0), filled = c.filled || 0;
+  const frac = total ? Math.min(1, filled / total) : 0;
+  $("progress-fill").style.width = `${(100 * frac).toFixed(2)}%`;
+  const rate = r.spectra_s || 0;
+  const parts = [`${fmtCount(filled)} of ${fmtCount(total)} pixels (${(100 * frac).toFixed(1)} %)`];
+  if (st.state === "scanning") {
+    parts.push(`${fmtCount(Math.round(rate))} pixels/s`);
+    parts.push(`about ${rate > 0 ? fmtDuration((total - filled) / rate) : "–"} left`);
+  }
+  parts.push(`${fmtCount(c.accepted)} accepted`);
+  $("progress-text").textContent = parts.join(" · ");
+
+  const errors = Object.entries(st.errors || {}).filter(([, n]) => n > 0);
+  $("rejections").textContent = errors.length
+    ? "Rejected: " + errors.map(([k, n]) => `${fmtCount(n)} × ${REASON_WORDS[k] || k}`).join("; ")
+    : "Nothing rejected.";
+
+  for (const [id, why] of Object.entries(d.refused_scans || {})) {
+    if (!seenRefusals.has(id)) {
+      seenRefusals.add(id);
+      lastRefusal = { id, why, during: st.scan_id };
+    }
+  }
+  const box = $("refusal");
+  if (lastRefusal && (st.scan_id === lastRefusal.during || st.scan_id === lastRefusal.id)) {
+    box.textContent = `Scan “${lastRefusal.id}” was refused and not recorded: ${lastRefusal.why}`;
+    box.hidden = false;
+  } else {
+    box.hidden = true;
+  }
+}
+
+function showLink(m) {
+  const el = $("link");
+  if (m.ok === false) {
+    el.textContent = `daemon not reachable (${m.text}); retrying`;
+    el.className = "link down";
+  } else {
+    el.textContent = m.ok ? "connected to the daemon" : m.text;
+    el.className = "link";
+  }
+}
