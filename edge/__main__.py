@@ -58,6 +58,13 @@ def build_parser(prog: str = "python -m edge") -> argparse.ArgumentParser:
                                     "trust, progress and a pixel's spectrum.")
     view_cli.add_arguments(vw)
 
+    ex = sub.add_parser("export-maps", help="a recording's final maps as TIFF (+ RGB PNG)",
+                        description="Write a recording's `predictions` group as one 32-bit "
+                                    "float TIFF per element map plus the RGB as TIFF and PNG "
+                                    "(needs the `maps` extra: tifffile).")
+    ex.add_argument("recording", help="recording (dataset file) holding a predictions group")
+    ex.add_argument("--tiff", required=True, metavar="DIR", help="folder for the TIFF files")
+
     for name, text in (("status", "print the daemon's status"),
                        ("reload", "ask the daemon to reload its models (between scans)")):
         p = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
@@ -91,6 +98,16 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "view":
         return view_cli.run(parser.prog, args)
+    if args.command == "export-maps":
+        from edge.export_maps import ExportError, export_maps
+
+        try:
+            files = export_maps(args.recording, args.tiff)
+        except ExportError as e:
+            print(f"{parser.prog} export-maps: error: {e}", file=sys.stderr)
+            return 1
+        print(f"[export-maps] {len(files)} files in {args.tiff}")
+        return 0
     if args.command == "watch":
         from edge.watch import watch
 

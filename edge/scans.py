@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.config import Config
+from edge.maps import write_final_maps
 from edge.publisher import Publisher
 from edge.recorder import Recorder
 from edge.scan import Rejected, ScanState, check_start, scan_fields
@@ -141,6 +142,9 @@ class ScanLifecycle:
             except Exception as e:
                 log.error("closing recording %s: %s", scan.recorder.path, e)
                 self.stats.last_error = f"recording close failed: {e}"
+            else:  # the maps as data, in the closed recording (proto/predictions.py)
+                if problem := write_final_maps(scan, status):
+                    self.stats.last_error = problem
         self.finished = scan
         self.seq += 1
         now = time.monotonic()
