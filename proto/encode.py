@@ -42,11 +42,14 @@ _FIELDS = {
         "instrument",
     ),
     "scan_end": ("scan_id", "status", "pixel_count", "detail"),
-    "status": ("scan_id", "seq", "state", "counters", "rates", "latency_ms", "errors", "detail"),
+    "status": ("scan_id", "seq", "state", "counters", "rates", "latency_ms", "errors", "detail",
+               "foreign", "out_of_domain"),
     "control": ("command", "models"),
     "pixel_request": ("scan_id", "x", "y"),
     "error": ("reason", "path", "detail"),
 }
+# optional fields (1.1) written only when they say something, so 1.0 messages keep their bytes
+_OMIT_EMPTY = {"beam_spot_um", "pixel_size_um", "foreign", "out_of_domain"}
 _FLOAT_FIELDS = {"offset_kev", "gain_kev", "dwell_s", "beam_spot_um", "pixel_size_um",
                  "live_time_s", "real_time_s"}
 
@@ -78,6 +81,12 @@ def to_wire(msg: Message, *, layout: str = "auto") -> dict:
             names=tuple(msg.names),
             data=wire_array(msg.data, dtype, "data"),
         )
+        if msg.foreign:
+            head["foreign"] = True
+        if msg.domain is not None:
+            head["domain"] = wire_array(msg.domain, "|u1", "domain")
+        if msg.threshold is not None:
+            head["threshold"] = float(_py(msg.threshold))
     elif isinstance(msg, SnapshotReply):
         head.update(
             scan_id=msg.scan_id,
@@ -99,6 +108,8 @@ def to_wire(msg: Message, *, layout: str = "auto") -> dict:
     elif isinstance(msg, Message) and msg.TYPE in _FIELDS:
         for name in _FIELDS[msg.TYPE]:
             v = _py(getattr(msg, name))
+            if name in _OMIT_EMPTY and (v is None or v == [] or v == {}):
+                continue
             head[name] = float(v) if name in _FLOAT_FIELDS and type(v) is int else v
     else:
         raise TypeError(f"not a protocol message: {type(msg).__name__}")

@@ -16,7 +16,7 @@ import numpy as np
 
 from proto.energy import EnergyGrid
 
-PROTOCOL_VERSION: tuple[int, int] = (1, 0)
+PROTOCOL_VERSION: tuple[int, int] = (1, 1)
 
 # Limits (SPEC.md "Limits"). A receiver may configure smaller ones, never larger.
 MAX_MESSAGE_BYTES = 256 * 1024 * 1024
@@ -100,8 +100,10 @@ class ScanStart(Message):
     offset_kev: float
     gain_kev: float
     dwell_s: float
-    beam_spot_um: float
-    pixel_size_um: float
+    beam_spot_um: float | None = None  # None: not known (1.1: optional, never invented)
+    pixel_size_um: float | None = None
+    # name + fingerprint (+ the description's tables): proto.identity; {} or no fingerprint:
+    # the stream does not say which instrument it comes from
     instrument: dict = field(default_factory=dict)
     scan_pattern: str = "raster"
     counts_dtype: str = "<u4"
@@ -149,6 +151,12 @@ class Preview(Message):
     full: bool
     names: tuple[str, ...]
     data: np.ndarray
+    # 1.1: the model behind this topic was not trained for the scan's instrument (served
+    # because the daemon allows foreign streams); (h, w) uint8 1 = outside the model's
+    # training domain; trust only: the score above which a pixel is unfamiliar
+    foreign: bool = False
+    domain: np.ndarray | None = None
+    threshold: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -162,6 +170,8 @@ class Status(Message):
     latency_ms: dict = field(default_factory=dict)  # str -> finite float >= 0
     errors: dict = field(default_factory=dict)  # reason -> int >= 0 (rejected messages)
     detail: dict = field(default_factory=dict)  # free-form, JSON-like
+    foreign: tuple[str, ...] = ()  # 1.1: topics served by a model foreign to the scan
+    out_of_domain: dict = field(default_factory=dict)  # 1.1: topic -> fraction in 0..1
 
 
 @dataclass(frozen=True, eq=False)

@@ -15,6 +15,7 @@ import numpy as np
 
 from proto import checks as c
 from proto.checks import COORD, COUNT_DTYPES, COUNTS, INF, TIME, fail, new
+from proto.marks import check_instrument, preview_marks, status_marks
 from proto.messages import (
     CONTROL_COMMANDS,
     MAX_CHANNELS,
@@ -60,14 +61,19 @@ def check_scan_start(m: dict, p: str = "") -> ScanStart:
         offset_kev=c.number(c.req(m, "offset_kev", p), p + "offset_kev"),
         gain_kev=c.number(c.req(m, "gain_kev", p), p + "gain_kev", positive=True),
         dwell_s=c.number(c.req(m, "dwell_s", p), p + "dwell_s", positive=True),
-        beam_spot_um=c.number(c.req(m, "beam_spot_um", p), p + "beam_spot_um", positive=True),
-        pixel_size_um=c.number(c.req(m, "pixel_size_um", p), p + "pixel_size_um",
-                               positive=True),
-        instrument=c.free_map(m.get("instrument", {}), p + "instrument"),
+        beam_spot_um=_optional_positive(m, "beam_spot_um", p),
+        pixel_size_um=_optional_positive(m, "pixel_size_um", p),
+        instrument=check_instrument(m.get("instrument", {}), p + "instrument"),
         scan_pattern=c.word(m.get("scan_pattern", "raster"), p + "scan_pattern", SCAN_PATTERNS),
         counts_dtype=c.word(m.get("counts_dtype", "<u4"), p + "counts_dtype", COUNT_DTYPES),
     )
     return o
+
+
+def _optional_positive(m: dict, key: str, p: str) -> float | None:
+    """1.1: an optional positive number; absent (or nil) means not known."""
+    v = m.get(key)
+    return None if v is None else c.number(v, p + key, positive=True)
 
 
 def check_spectra(m: dict, p: str = "") -> Spectra:
@@ -235,6 +241,7 @@ def check_preview(m: dict, p: str = "") -> Preview:
         full=full,
         names=names,
         data=data,
+        **preview_marks(m, p, h, w),
     )
     return o
 
@@ -250,6 +257,7 @@ def check_status(m: dict, p: str = "") -> Status:
         latency_ms=c.str_map(m.get("latency_ms", {}), p + "latency_ms", c.latency),
         errors=c.str_map(m.get("errors", {}), p + "errors", c.count),
         detail=c.free_map(m.get("detail", {}), p + "detail"),
+        **status_marks(m, p),
     )
     return o
 

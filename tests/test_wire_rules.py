@@ -49,8 +49,8 @@ def reason(buf: bytes, **kw) -> tuple[str, str]:
 
 
 def test_version_constant() -> None:
-    assert PROTOCOL_VERSION == (1, 0)
-    assert msgpack.unpackb(encode(START))["version"] == [1, 0]
+    assert PROTOCOL_VERSION == (1, 1)  # 1.1: instrument identity, foreign, domain (issue 12)
+    assert msgpack.unpackb(encode(START))["version"] == [1, 1]
 
 
 def test_newer_minor_with_unknown_keys_is_accepted_at_every_level() -> None:

@@ -10,13 +10,14 @@ import msgpack
 import numpy as np
 
 from proto.wire import Control, SnapshotRequest
+from tools.vectors.invalid_marks import marks_invalid
 from tools.vectors.invalid_spectra import spectra_cases
 from tools.vectors.mutate import Case, as_map, bases, drop, mut, put, typed
 
 
 def invalid_cases() -> list[Case]:
     """(name, bytes, reason, path, why) for every invalid vector."""
-    return [*_framing_cases(), *spectra_cases(), *_other_cases()]
+    return [*_framing_cases(), *spectra_cases(), *_other_cases(), *marks_invalid(bases())]
 
 
 def _framing_cases() -> list[Case]:

@@ -26,6 +26,7 @@ from proto.wire import (
     Spectra,
     Status,
 )
+from tools.vectors.marks import marks_valid
 
 
 def _arr(values: Any, dtype: str) -> np.ndarray:
@@ -174,6 +175,7 @@ def valid_cases() -> list[tuple[str, Message, str]]:
             Error("bad_value", "topics.0", "'x' not one of rgb, elements, trust"),
             "auto",
         ),
+        *marks_valid(),
     ]
 
 
