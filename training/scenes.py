@@ -28,21 +28,40 @@ from tqdm import tqdm
 
 from proto.dataset import write_dataset
 from proto.elements import ELEMENTS
+from proto.instrument import InstrumentDescription
+from proto.instrument import load as load_description
 from training import sim
 from training.catalogue import ALL, SCENES, SceneConfig, output_path
 from training.jsonutil import jsonable
 from training.paintings import MASK_NAMES, Rendering, Stack, pixel_truth, render
 from training.palettes import panel_specs
 from training.scene_figure import save_png
+from training.sim.instruments import INSTRUMENTS_DIR
 
 MASKS_GROUP = "ground_truth/masks"  # (H, W) bool datasets named as MASK_NAMES
 CHUNK = 4096
 SUPERSAMPLE = 3
 
 
-def _instrument(config: SceneConfig) -> sim.Instrument:
-    base = sim.M1_MISTRAL if config.instrument == "M1" else sim.M6_JETSTREAM
-    return base.with_(spot_um=config.spot_um)
+PRESETS = {"M1": "m1_mistral", "M6": "m6_jetstream"}  # catalogue name -> instruments/*.toml
+
+
+def description(config: SceneConfig) -> InstrumentDescription:
+    """The lab description of the scene's instrument (its TOML, at the scene's spot size)."""
+    desc = load_description(INSTRUMENTS_DIR / f"{PRESETS[config.instrument]}.toml")
+    return replace(desc, excitation=replace(desc.excitation, spot_um=float(config.spot_um)))
+
+
+def _instrument(desc: InstrumentDescription) -> sim.Instrument:
+    return sim.Instrument.from_description(desc)
+
+
+def instrument_record(desc: InstrumentDescription, instrument: sim.Instrument) -> dict:
+    """A simulated scene's `instrument` attribute: the simulator's own record (read back by
+    `sim.Instrument.from_dict`) plus the description and its fingerprint, as a converted
+    file stores them (proto/INSTRUMENT.md), so a replay sends what a real scanner would."""
+    return {**jsonable(instrument.to_dict()), "description": desc.to_dict(),
+            "fingerprint": desc.fingerprint()}
 
 
 def make_scene(name: str, out_dir: str | Path, *, tiny: bool = False,
@@ -59,7 +78,8 @@ def make_scene(name: str, out_dir: str | Path, *, tiny: bool = False,
         config = replace(config, dwell_s=float(dwell_s))
     if tiny:
         config = replace(config, panel_shape=config.tiny_panel_shape)
-    instrument = _instrument(config)
+    desc = description(config)
+    instrument = _instrument(desc)
     ph, pw = config.panel_shape
     rows, cols = config.layout
     height, width = ph * rows, pw * cols
@@ -135,7 +155,7 @@ def make_scene(name: str, out_dir: str | Path, *, tiny: bool = False,
                  "layers": [{"name": la.name, "thickness_um": la.thickness_um,
                              "density": round(la.density, 4), "pigments": list(la.pigments),
                              "overpaint": la.overpaint} for la in s.layers]} for s in stacks],
-        instrument=jsonable(instrument.to_dict()), scan=scan,
+        instrument=instrument_record(desc, instrument), scan=scan,
     )
     if png:
         save_png(path.with_suffix(".png"), config.name, photo, original, element_maps, masks,
