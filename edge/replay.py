@@ -18,6 +18,8 @@ import zmq
 
 from proto import wire
 from proto.dataset import open_dataset
+from proto.identity import stream_instrument
+from proto.marks import check_instrument
 
 
 @dataclass
@@ -47,13 +49,33 @@ def _positive(value, fallback: float) -> float:
     return v if np.isfinite(v) and v > 0 else fallback
 
 
+def _known(value) -> float | None:
+    """A positive number the file states, else None: the scan_start leaves it out."""
+    v = _positive(value, 0.0)
+    return v if v > 0 else None
+
+
+def instrument_for(record) -> dict:
+    """scan_start.instrument from the file's record: its identity (name, fingerprint,
+    description) when it has a description, else its free-form record; {} when that would
+    not pass the wire's checks (the stream is then of an unknown instrument)."""
+    m = stream_instrument(record)
+    try:
+        check_instrument(m, "instrument")
+    except wire.ProtocolError:
+        return {}
+    return m
+
+
 def scan_start_for(ds, scan_id: str, order: str) -> wire.ScanStart:
-    """The scan_start a scanner would have sent for this file (its own dwell and optics)."""
+    """The scan_start a scanner would have sent for this file: what the file says (dwell,
+    optics, instrument), nothing invented; the dwell, required, falls back to the mean
+    measured real time per pixel."""
     h, w, c = ds.shape
     scan = ds.scan or {}
     grid = ds.grid
-    live = ds.live_time_s
-    mean_live = float(live[live > 0].mean()) if (live > 0).any() else 0.01
+    real = np.asarray(ds.real_time_s)
+    mean_real = float(real[real > 0].mean()) if (real > 0).any() else 0.01
     return wire.ScanStart(
         scan_id=scan_id,
         width=w,
@@ -61,10 +83,10 @@ def scan_start_for(ds, scan_id: str, order: str) -> wire.ScanStart:
         channels=c,
         offset_kev=grid.offset,
         gain_kev=grid.gain,
-        dwell_s=_positive(scan.get("dwell_s"), mean_live),
-        beam_spot_um=_positive(scan.get("beam_spot_um"), 50.0),
-        pixel_size_um=_positive(scan.get("pixel_size_um"), 100.0),
-        instrument=dict(ds.instrument or {}),
+        dwell_s=_positive(scan.get("dwell_s"), mean_real),
+        beam_spot_um=_known(scan.get("beam_spot_um")),
+        pixel_size_um=_known(scan.get("pixel_size_um")),
+        instrument=instrument_for(ds.instrument),
         scan_pattern=order,
         counts_dtype=np.dtype(ds.counts.dtype).newbyteorder("<").str,
     )

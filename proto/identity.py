@@ -111,3 +111,18 @@ def _show(v: Any) -> str:
     if isinstance(v, list):
         return "[" + ", ".join(_show(x) for x in v) + "]" if v else "none"
     return str(v)
+
+
+def stream_instrument(record: Mapping | None) -> dict[str, Any]:
+    """What a dataset's `instrument` record (proto/DATASET.md) becomes as scan_start.instrument:
+    the identity map when the record holds a valid description (its fingerprint recomputed),
+    else the record as it is, less a stale `fingerprint` or `description` (unknown instrument).
+    Nothing is added that the record does not say."""
+    record = dict(record or {})
+    desc = record.get("description")
+    if isinstance(desc, Mapping):
+        try:
+            return identity_map(InstrumentDescription.from_dict(dict(desc)))
+        except InstrumentError:
+            pass
+    return {k: v for k, v in record.items() if k not in ("fingerprint", "description")}
