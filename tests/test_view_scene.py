@@ -10,6 +10,10 @@ pigment "unlike the training data").
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,3 +138,43 @@ def test_scene_maps_find_what_was_painted(tmp_path):
     blue = ref["rgb"][..., 2].astype(float)
     plain = (truth["Pb"] > 0) & ~face & (truth["Cu"] == 0) & (truth["Au"] == 0)
     assert blue[face & (truth["Hg"] == 0)].mean() < blue[plain].mean() - 20  # ochre is warmer
+
+
+class ViewServer:
+    """`python -m edge view` in a subprocess on a free loopback port, for a test daemon."""
+
+    def __init__(self, daemon, log: Path, *extra: str) -> None:
+        from tests.edge_support import free_port
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.cmd = [sys.executable, "-m", "edge", "view", "--port", str(self.port),
+                    "--previews", daemon.previews, "--snapshot", daemon.snapshot, *extra]
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, timeout_s: float = 20.0) -> ViewServer:
+        from tests.edge_support import ROOT
+
+        self._logf = open(self.log, "wb")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, stdout=self._logf,
+                                     stderr=subprocess.STDOUT,
+                                     env=dict(os.environ, PYTHONPATH=str(ROOT)))
+        deadline = time.monotonic() + timeout_s
+        while b"live page" not in self.log.read_bytes():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"view did not start: {self.log.read_text()[-2000:]}")
+            time.sleep(0.05)
+        return self
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        if getattr(self, "_logf", None):
+            self._logf.close()

@@ -42,6 +42,7 @@ class Browser:
         self.gen = -1
         self.pending: dict[str, Box] = {}
         self.detail: tuple[int, Box] | None = None  # level, aligned box
+        self.rect: list | None = None  # what the page last asked to see (kept over resyncs)
         self.detail_new = False
         self.status_due = True
         self.resyncs = 0  # times pending work collapsed into a whole-canvas resend
@@ -63,7 +64,7 @@ class Browser:
     def zoom(self, state: ViewState, rect: list | None) -> None:
         """The page shows full-resolution rectangle `rect` [x, y, w, h] (None: everything)."""
         with state.lock:
-            self.detail, self.detail_new = None, True
+            self.rect, self.detail, self.detail_new = rect, None, True
             if rect is None or state.level == 0:
                 return
             x, y, w, h = (int(v) for v in rect)
@@ -84,7 +85,8 @@ class Browser:
         out: list[Job] = []
         with state.lock:
             if self.gen != state.gen:
-                self.gen, self.detail, self.detail_new = state.gen, None, True
+                self.gen = state.gen
+                self.zoom(state, self.rect)  # the same rectangle of the new layout, if any
                 desc = {"t": "scan", **state.describe()}
                 out.append(lambda: json.dumps(desc))
                 pending = {t: WHOLE for t in TOPICS if state.has(t)}

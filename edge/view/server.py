@@ -79,6 +79,16 @@ class Hub:
 
 async def pump(hub: Hub, page: Page) -> None:
     """Send one browser what changed, one message at a time, until it goes away."""
+    try:
+        await _pump(hub, page)
+    except (asyncio.CancelledError, ConnectionError):
+        raise
+    except Exception:
+        log.exception("the sender of a page stopped")
+        await page.ws.close()
+
+
+async def _pump(hub: Hub, page: Page) -> None:
     loop = asyncio.get_running_loop()
     ws = page.ws
     while not ws.closed:
@@ -89,7 +99,11 @@ async def pump(hub: Hub, page: Page) -> None:
             page.link_due = False
             await ws.send_str(json.dumps(hub.link))
         for job in page.work.jobs(hub.state):
-            msg = await loop.run_in_executor(None, job)
+            try:
+                msg = await loop.run_in_executor(None, job)
+            except Exception:  # a bug here must not silence the page: log, go on
+                log.exception("building a message for a browser failed")
+                continue
             if isinstance(msg, bytes):
                 await ws.send_bytes(msg)
             elif msg is not None:

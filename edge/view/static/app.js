@@ -37,6 +37,8 @@ function onText(m) {
 }
 
 function onScan(m) {
+  const same = S.scanId === m.scan_id && S.W === m.width && S.H === m.height && S.view;
+  S.scanId = m.scan_id;
   S.gen = m.gen;
   S.W = m.width;
   S.H = m.height;
@@ -48,7 +50,8 @@ function onScan(m) {
   S.trustAuto = true;
   setNames(m.names);
   stats.scans++;
-  fit();
+  if (same) changed();  // a resync of the same scan: keep the user's zoom
+  else fit();
 }
 
 function onDetail(m) {
@@ -296,6 +299,11 @@ window.__view = {
     for (let i = 0; i < d.length; i++) h = Math.imul(h ^ d[i], 16777619);
     return h >>> 0;
   },
+  screenOf: (x, y) => {  // CSS pixels from the view canvas's top-left to scan pixel (x, y)
+    const c = $("rgb-view"), r = c.getBoundingClientRect(), v = S.view;
+    return [((x + 0.5 - v.ox) * v.s * r.width) / c.width, ((y + 0.5 - v.oy) * v.sy * r.height) / c.height];
+  },
+  spectrum: () => (lastSpectrum ? lastSpectrum.m : null),
   zoomTo: (x, y, w, h) => {  // as the wheel would, for tests: show [x, y, w, h] of the scan
     const c = $("rgb-view"), s = Math.min(c.width / w, c.height / h);
     S.view = { s, sy: s, ox: x, oy: y, fit: S.view ? S.view.fit : s };

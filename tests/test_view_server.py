@@ -1,0 +1,173 @@
+"""The view server against a real daemon, read by a plain WebSocket client (no browser):
+overview regions equal the daemon's canvases at the overview level, a zoom brings full
+resolution, a click brings the recorded spectrum; the page, the origin and bind rules."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+aiohttp = pytest.importorskip("aiohttp", reason="the `view` extra (aiohttp) is not installed")
+
+from edge.replay import replay  # noqa: E402
+from edge.view.clone import request  # noqa: E402
+from edge.view.state import block_mean  # noqa: E402
+from proto import wire  # noqa: E402
+from proto.dataset import open_dataset  # noqa: E402
+from tests.edge_support import ROOT, Daemon  # noqa: E402
+from tests.test_view_scene import ViewServer, make_line_bundles, make_painting  # noqa: E402
+
+H, W = 40, 56  # with --max-side 32: overview level 1 (28 x 20)
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("view")
+    models = make_line_bundles(root / "models")
+    scan = make_painting(root / "painting.h5", H, W)
+    d = Daemon(models, root / "rec", log=root / "daemon.log").start()
+    v = ViewServer(d, root / "view.log", "--max-side", "32", "--log-level", "INFO")
+    try:
+        v.start()
+        yield d, v, scan
+    finally:
+        v.stop()
+        d.stop()
+
+
+class Page:
+    """What a browser would hold: the overview and detail layers, from the messages."""
+
+    def __init__(self) -> None:
+        self.scan: dict = {}
+        self.layers: dict[tuple[str, str], np.ndarray] = {}
+        self.origin: dict[str, tuple[int, int]] = {"o": (0, 0)}
+        self.status: dict = {}
+        self.pixel: dict | None = None
+
+    def take(self, msg) -> None:
+        if msg.type == aiohttp.WSMsgType.TEXT:
+            m = json.loads(msg.data)
+            if m["t"] == "scan":
+                self.scan, self.layers = m, {}
+            elif m["t"] == "detail" and "level" in m:
+                f = 1 << m["level"]
+                self.origin["d"] = (m["x"] // f, m["y"] // f)
+            elif m["t"] == "status":
+                self.status = m
+            elif m["t"] == "pixel":
+                self.pixel = m
+            return
+        (n,) = struct.unpack_from("<I", msg.data)
+        print("REGION", msg.data[4:4 + n][:90])
+        head = json.loads(msg.data[4:4 + n])
+        body = msg.data[4 + n:]
+        t, w, h = head["topic"], head["w"], head["h"]
+        data = (np.frombuffer(body, np.uint8).reshape(h, w, 3) if t == "rgb" else
+                np.frombuffer(body, np.float32).reshape((-1, h, w) if t == "elements" else (h, w)))
+        f = 1 << head["level"]
+        key = (t, head["layer"])
+        if key not in self.layers:
+            lw = -(-W // f) if head["layer"] == "o" else head["w"]
+            lh = -(-H // f) if head["layer"] == "o" else head["h"]
+            shape = (lh, lw, 3) if t == "rgb" else (lh, lw) if t == "trust" else (
+                len(head["names"]), lh, lw)
+            self.layers[key] = np.zeros(shape, data.dtype)
+        ox, oy = self.origin[head["layer"]]
+        x, y = head["x"] - ox, head["y"] - oy
+        if t == "rgb":
+            self.layers[key][y:y + h, x:x + w] = data
+        elif t == "elements":
+            self.layers[key][:, y:y + h, x:x + w] = data
+        else:
+            self.layers[key][y:y + h, x:x + w] = data
+
+
+async def follow(url: str, until, page: Page, ws=None, timeout_s: float = 20.0):
+    deadline = time.monotonic() + timeout_s
+    while not until(page):
+        left = deadline - time.monotonic()
+        assert left > 0, f"the page did not converge; status {page.status}"
+        try:
+            page.take(await ws.receive(timeout=left))
+        except TimeoutError:
+            continue
+
+
+def final_canvases(d: Daemon) -> dict[str, np.ndarray]:
+    reply = request(d.snapshot, wire.SnapshotRequest(), 10.0)
+    return {f.topic: np.asarray(f.data) for f in reply.frames}
+
+
+def test_websocket_overview_detail_and_pixel(world):
+    d, v, scan = world
+
+    async def run():
+        page = Page()
+        async with aiohttp.ClientSession() as s, s.ws_connect(v.url + "/ws") as ws:
+            await follow(v.url, lambda p: p.scan.get("t") == "scan", page, ws)
+            await asyncio.get_running_loop().run_in_executor(
+                None, lambda: replay(scan, d.ingest, scan_id="ws", pixels_per_message=16))
+            ref = await asyncio.get_running_loop().run_in_executor(None, final_canvases, d)
+            over = block_mean(ref["elements"], 2)
+
+            def converged(p: Page) -> bool:
+                got = p.layers.get(("elements", "o"))
+                return (p.scan.get("scan_id") == "ws" and got is not None
+                        and got.shape == over.shape and np.allclose(got, over, rtol=1e-5))
+
+            await follow(v.url, converged, page, ws)
+            assert page.scan["level"] == 1 and page.scan["width"] == W
+            rgb = np.rint(block_mean(ref["rgb"].transpose(2, 0, 1).astype(np.float32), 2))
+            await follow(v.url, lambda p: np.array_equal(
+                p.layers.get(("rgb", "o")), rgb.astype(np.uint8).transpose(1, 2, 0)), page, ws)
+            # zoom on the face: full resolution there
+            await ws.send_str(json.dumps({"op": "zoom", "rect": [10, 8, 20, 18]}))
+            await follow(v.url, lambda p: ("elements", "d") in p.layers, page, ws)
+            np.testing.assert_array_equal(page.layers[("elements", "d")],
+                                          ref["elements"][:, 8:26, 10:30])
+            # a click: the recorded spectrum of that pixel
+            await ws.send_str(json.dumps({"op": "pixel", "x": 20, "y": 17}))
+            await follow(v.url, lambda p: p.pixel is not None, page, ws)
+            return page
+
+    page = asyncio.run(run())
+    with open_dataset(scan) as ds:
+        np.testing.assert_array_equal(page.pixel["counts"], ds.counts[17, 20])
+        assert page.pixel["live_time_s"] == pytest.approx(float(ds.live_time_s[17, 20]))
+    assert page.status["scan_id"] == "ws"
+
+
+def test_page_assets_and_origin_rules(world):
+    _, v, _ = world
+
+    async def run():
+        async with aiohttp.ClientSession() as s:
+            async with s.get(v.url + "/") as r:
+                assert r.status == 200 and "static/app.js" in await r.text()
+                assert "default-src 'self'" in r.headers["Content-Security-Policy"]
+            for name in ("app.js", "draw.js", "status.js", "spectrum.js", "style.css"):
+                async with s.get(f"{v.url}/static/{name}") as r:
+                    assert r.status == 200, name
+            async with s.get(v.url + "/static/cli.py") as r:
+                assert r.status == 404
+            with pytest.raises(aiohttp.WSServerHandshakeError) as e:
+                await s.ws_connect(v.url + "/ws", headers={"Origin": "http://elsewhere.example"})
+            assert e.value.status == 403
+
+    asyncio.run(run())
+
+
+def test_non_loopback_bind_needs_insecure():
+    r = subprocess.run([sys.executable, "-m", "edge", "view", "--host", "0.0.0.0"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2
+    assert "--insecure" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
