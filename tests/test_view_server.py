@@ -66,7 +66,6 @@ class Page:
                 self.pixel = m
             return
         (n,) = struct.unpack_from("<I", msg.data)
-        print("REGION", msg.data[4:4 + n][:90])
         head = json.loads(msg.data[4:4 + n])
         body = msg.data[4 + n:]
         t, w, h = head["topic"], head["w"], head["h"]
