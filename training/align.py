@@ -35,6 +35,7 @@ from threadpoolctl import threadpool_limits
 
 from proto.dataset import Dataset
 from proto.elements import ELEMENTS, LINE_GROUP
+from proto.energy import EnergyGrid
 from training.photo import FWHM_PER_SIGMA
 
 REFERENCES = ("total", *(e.lower() for e in ELEMENTS))
@@ -64,41 +65,52 @@ def parse_references(text: str) -> tuple[str, ...]:
     return names
 
 
-def reference_image(ds: Dataset, source: str) -> np.ndarray:
-    """(H, W) counts per live second: all channels ('total') or an element's main line
-    (K-alpha1, L-alpha1 for Au/Hg/Pb) minus a linear continuum from two side windows.
-    NaN where the pixel was not acquired."""
-    (source,) = parse_references(source)
-    grid = ds.grid
-    windows = None
-    if source != "total":
-        symbol = source.capitalize()
-        line = xraylib.KA1_LINE if LINE_GROUP[symbol] == "K" else xraylib.LA1_LINE
-        energy = xraylib.LineEnergy(xraylib.SymbolToAtomicNumber(symbol), line)
-        reach = 2.5 * HALF_WINDOW_KEV  # the far side window's outer edge
-        if not grid.low < energy - reach < energy + reach < grid.high:
-            raise ValueError(f"{symbol} line at {energy:.2f} keV is outside the scan's energies")
+def _windows(grid: EnergyGrid, name: str) -> tuple[slice, slice, slice] | None:
+    """Peak and side windows (channels) of an element's main line; None for 'total'."""
+    if name == "total":
+        return None
+    symbol = name.capitalize()
+    line = xraylib.KA1_LINE if LINE_GROUP[symbol] == "K" else xraylib.LA1_LINE
+    energy = xraylib.LineEnergy(xraylib.SymbolToAtomicNumber(symbol), line)
+    h = HALF_WINDOW_KEV
+    if not grid.low < energy - 2.5 * h < energy + 2.5 * h < grid.high:
+        raise ValueError(f"{symbol} line at {energy:.2f} keV is outside the scan's energies")
 
-        def window(lo_kev: float, hi_kev: float) -> slice:
-            lo = int(np.ceil(grid.channel(lo_kev)))
-            return slice(lo, max(int(np.floor(grid.channel(hi_kev))), lo) + 1)
+    def window(lo_kev: float, hi_kev: float) -> slice:
+        lo = int(np.ceil(grid.channel(lo_kev)))
+        return slice(lo, max(int(np.floor(grid.channel(hi_kev))), lo) + 1)
 
-        h = HALF_WINDOW_KEV
-        windows = (window(energy - h, energy + h), window(energy - 2.5 * h, energy - 1.5 * h),
-                   window(energy + 1.5 * h, energy + 2.5 * h))
-    out = np.empty(ds.shape[:2], dtype=np.float64)
+    return (window(energy - h, energy + h), window(energy - 2.5 * h, energy - 1.5 * h),
+            window(energy + 1.5 * h, energy + 2.5 * h))
+
+
+def reference_images(ds: Dataset, names: Sequence[str], strict: bool = True
+                     ) -> dict[str, np.ndarray]:
+    """name -> (H, W) counts per live second, in one pass over the cube: all channels
+    ('total') or an element's main line (K-alpha1, L-alpha1 for Au/Hg/Pb) minus a linear
+    continuum from two side windows. NaN where not acquired. A line outside the scan's
+    energies raises ValueError, or with `strict=False` is left out."""
+    windows = {}
+    for name in names:
+        try:
+            windows[name] = _windows(ds.grid, name)
+        except ValueError:
+            if strict:
+                raise
+    out = {name: np.empty(ds.shape[:2]) for name in windows}
     for rows, block in ds.spectra():
         block = block.astype(np.float64)
-        if windows is None:
-            out[rows] = block.sum(axis=2)
-        else:
-            peak, left, right = windows
+        for name, win in windows.items():
+            if win is None:
+                out[name][rows] = block.sum(axis=2)
+                continue
+            peak, left, right = win
             width = peak.stop - peak.start
             bg = 0.5 * (block[..., left].mean(axis=2) + block[..., right].mean(axis=2)) * width
-            out[rows] = block[..., peak].sum(axis=2) - bg
+            out[name][rows] = block[..., peak].sum(axis=2) - bg
     live = ds.live_time_s
     ok = ds.acquired & (live > 0)
-    return np.where(ok, out / np.where(ok, live, 1.0), np.nan)
+    return {k: np.where(ok, v / np.where(ok, live, 1.0), np.nan) for k, v in out.items()}
 
 
 def features(rgb: np.ndarray) -> np.ndarray:

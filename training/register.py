@@ -158,8 +158,10 @@ def register(
     photo_xy, scan_xy = np.asarray(photo_xy, float), np.asarray(scan_xy, float)
     with open_dataset(dataset) as ds:
         shape = ds.shape[:2]
-        names = align.parse_references(refine)
-        references = [align.reference_image(ds, name) for name in names]
+        # 'all' leaves out lines beyond the detector's range; a named one must be there
+        images = align.reference_images(ds, align.parse_references(refine),
+                                        strict=refine.strip().lower() != "all")
+        names, references = list(images), list(images.values())
         if spot_px is None:
             spot_px = photo.spot_px_of(ds.scan, ds.instrument)
     image = photo.read_photo(photo_path)
