@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,7 @@ from edge.scans import ScanLifecycle
 from edge.status import Stats
 from proto import wire
 from proto.bundle import BundleError
+from proto.checks import uninferable
 
 log = logging.getLogger("edge.daemon")
 
@@ -68,7 +70,7 @@ class Daemon(ScanLifecycle, RequestHandling):
         self.scan: ScanState | None = None
         self.finished: ScanState | None = None  # last closed scan, still served to snapshots
         self.refused_id: str | None = None
-        self.seq = 0  # state sequence: +1 per canvas change, carried by every preview
+        self.not_inferred: Counter[str] = Counter()  # recorded, not inferred: pixels by reason
         self.stopping = False
         self._pending: list[tuple[float, object]] = []
         self._pending_pixels = 0
@@ -104,7 +106,13 @@ class Daemon(ScanLifecycle, RequestHandling):
             self.reload_pending = False
             self.load_models()
 
-    # ---- scans --------------------------------------------------------------------------
+    @property
+    def seq(self) -> int:
+        """The last spectra.seq handled of the current (or last) scan: SPEC.md 4.4/4.5 `seq`
+        on status, previews and snapshots (every emission comes after `process_pending`)."""
+        scan = self.scan or self.finished
+        return max(0, scan.last_seq) if scan is not None else 0
+
     # ---- spectra ------------------------------------------------------------------------
     def on_spectra(self, msg, t_recv: float) -> None:
         n = len(msg.x)
@@ -123,25 +131,30 @@ class Daemon(ScanLifecycle, RequestHandling):
         scan = self.scan
         if scan is None:
             return
-        x, y, counts, live, real = gather([m for _, m in batch])
-        if scan.recorder is not None:  # the scanner's data first: on disk before inference
+        msgs = [m for _, m in batch]
+        x, y, counts, live, real = gather(msgs)
+        # well-formed pixels are recorded whatever their numbers; those the models cannot
+        # take (SPEC.md 4.2: live time <= 0, real < live, impossible rate) are marked, skipped
+        marks = uninferable(counts, live, real)
+        if not self.record_batch(scan, x, y, counts, live, real, marks,
+                                 max(m.seq for m in msgs), len(msgs)):
+            return  # refused (record_error): nothing of it is used
+        ok = marks == 0
+        if not ok.all():
+            self.count_not_inferred(scan, marks[~ok])
+            x, y, counts, live = x[ok], y[ok], counts[ok], live[ok]
+        if len(x):
             try:
-                scan.recorder.write(x, y, counts, live, real)
-                scan.recorder.tick(time.monotonic())
-            except Exception as e:  # disk full, file gone: say so loudly, keep previewing
-                self.stats.reject("record_error", 0, str(e))
-                log.error("recording failed: %s", e)
-        try:
-            out = scan.engine.run(counts, live)
-        except Exception as e:  # recorded anyway; the preview just misses these pixels
-            self.stats.reject("inference_error", len(x), str(e))
-            log.error("inference failed: %s", e)
-            return
-        repeats = scan.canvas.update(x, y, out.get("rgb"), out.get("elements"), out.get("trust"))
-        self.seq += 1
+                out = scan.engine.run(counts, live)
+            except Exception as e:  # recorded anyway; the preview just misses these pixels
+                scan.not_inferred["inference_error"] += len(x)
+                self.not_inferred["inference_error"] += len(x)
+                self.stats.last_error = f"inference_error: {e}"[:300]
+                log.error("inference failed: %s", e)
+                return
+            self.stats.repeated += scan.canvas.update(
+                x, y, out.get("rgb"), out.get("elements"), out.get("trust"))
         done = time.monotonic()
-        self.stats.accepted += len(x)
-        self.stats.repeated += repeats
         self.stats.batches += 1
         received = np.fromiter((t for t, _ in batch), dtype=np.float64, count=len(batch))
         self.stats.latencies((done - received) * 1e3)
@@ -202,12 +215,8 @@ class Daemon(ScanLifecycle, RequestHandling):
                 self._hup = False
                 self.request_reload()
             if self.scan is not None:
-                if self.scan.recorder is not None:
-                    try:
-                        self.scan.recorder.tick(now)
-                    except Exception as e:
-                        self.stats.last_error = f"recording flush failed: {e}"
-                        log.error("flush: %s", e)
+                if self.scan.recording:
+                    self.flush_due(self.scan, now)
                 self.publisher.publish(self.scan.canvas, self.scan.scan_id, self.seq, now)
             if self.publisher.status_due(now, self.cfg.status_every_s):
                 self.publish_status(now)
@@ -236,7 +245,7 @@ class Daemon(ScanLifecycle, RequestHandling):
 
     def shutdown(self) -> None:
         self.process_pending()
-        if self.scan is not None and self.scan.recorder is not None:
+        if self.scan is not None and self.scan.recording:
             # flushed and left open (sidecar kept): a restarted daemon resumes this scan
             try:
                 self.scan.recorder.flush()

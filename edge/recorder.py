@@ -4,10 +4,17 @@ A thin wrapper over `edge.recording.DatasetWriter` (the layout of `proto.dataset
 so a recording is training data) that flushes at least every `flush_every_s` and
 keeps a sidecar `<scan>.active.json` while a scan is open, so a daemon restarted
 after kill -9 knows which recording to resume.
+
+A pixel counts as recorded only once a flush has made it durable: `take_recorded`
+hands the daemon the pixels made durable since it last asked (by whichever flush),
+and `unflushed` what a failed write or flush loses (the daemon refuses those).
+File names never collide: a scan id seen before gets a time-stamped name, with a
+counter if even that exists, and the writer refuses to overwrite a file.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import time
@@ -21,6 +28,18 @@ from proto.energy import EnergyGrid
 
 def safe_name(scan_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]", "_", scan_id)[:120] or "scan"
+
+
+def free_path(folder: Path, name: str) -> Path:
+    """`name.h5`, else `name.<local time>.h5`, else `name.<local time>-<n>.h5`: the first
+    that neither a recording nor a sidecar uses (a scan id may be reused many times a second)."""
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    numbered = (f"{name}.{stamp}-{n}" for n in range(2, 10_000))
+    for stem in itertools.chain((name, f"{name}.{stamp}"), numbered):
+        path = folder / f"{stem}.h5"
+        if not path.exists() and not path.with_suffix(".active.json").exists():
+            return path
+    raise FileExistsError(f"{folder}: no free recording name for {name!r}")
 
 
 class Recorder:
@@ -40,6 +59,8 @@ class Recorder:
         self.flush_pixels = flush_pixels
         self._last_flush = time.monotonic()
         self._pending = 0
+        self._counted = writer.pixels_recorded  # durable pixels already handed to the daemon
+        self._messages = 0  # spectra messages written since the last durable flush
 
     @classmethod
     def create(
@@ -57,9 +78,7 @@ class Recorder:
         flush_pixels: int = 16,
     ) -> Recorder:
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{safe_name(scan_id)}.h5"
-        if path.exists():  # a previous scan with the same id: keep it, never overwrite
-            path = folder / f"{safe_name(scan_id)}.{time.strftime('%Y%m%dT%H%M%S')}.h5"
+        path = free_path(folder, safe_name(scan_id))
         writer = DatasetWriter.create(
             path, height, width, grid, dtype, instrument, scan,
             compression=None if compression in ("", "none") else compression,
@@ -80,10 +99,13 @@ class Recorder:
         return sorted(folder.glob("*.active.json")) if folder.is_dir() else []
 
     def write(
-        self, x: np.ndarray, y: np.ndarray, counts: np.ndarray, live: np.ndarray, real: np.ndarray
+        self, x: np.ndarray, y: np.ndarray, counts: np.ndarray, live: np.ndarray,
+        real: np.ndarray, marks: np.ndarray | None = None, seq: int | None = None,
+        messages: int = 1,
     ) -> None:
-        self.writer.write_pixels(x, y, counts, live, real)
+        self.writer.write_pixels(x, y, counts, live, real, marks, seq)
         self._pending += len(x)
+        self._messages += messages
 
     def tick(self, now: float) -> None:
         if self._pending and (
@@ -96,7 +118,36 @@ class Recorder:
         self._pending = 0
         self._last_flush = time.monotonic() if now is None else now
 
-    def close(self, status: str) -> None:
-        self.writer.flush()
-        self.writer.close(status)
-        self.sidecar.unlink(missing_ok=True)
+    def take_recorded(self) -> int:
+        """Pixels made durable since the last call (by any flush, a viewer's read included)."""
+        durable = self.writer.pixels_recorded
+        new, self._counted = durable - self._counted, durable
+        if new and durable == self.writer.pixels_written:
+            self._messages = 0
+        return new
+
+    def unflushed(self) -> tuple[int, int]:
+        """(pixels, messages) written but not yet durable: lost if the recording fails now."""
+        return self.writer.pixels_written - self.writer.pixels_recorded, self._messages
+
+    @property
+    def last_seq(self) -> int:
+        """The last spectra.seq whose pixels are durable (-1: unknown, an older file)."""
+        return self.writer.last_seq
+
+    def close(self, status: str, end: dict | None = None) -> None:
+        try:
+            self.writer.close(status, end)
+        except Exception:
+            self.writer.abandon("fail", end)  # whatever went wrong, not left "recording"
+            raise
+        finally:
+            self.sidecar.unlink(missing_ok=True)
+
+    def abandon(self, status: str = "fail", end: dict | None = None) -> bool:
+        """After a failed write: close without flushing, mark `status` if the disk lets us,
+        and drop the sidecar either way so a restart does not resume a broken file."""
+        try:
+            return self.writer.abandon(status, end)
+        finally:
+            self.sidecar.unlink(missing_ok=True)

@@ -7,6 +7,8 @@ The layout is `proto.dataset`'s (`create_layout`), so a recording is training da
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +22,11 @@ from proto.dataset import STATUSES, create_layout, open_dataset
 from proto.energy import EnergyGrid
 
 _CACHE_BYTES = 64 * 2**20  # a full row of chunks stays in cache while a raster row is written
+# the recorder's own datasets (proto/DATASET.md "Live recordings"): what a restarted daemon
+# needs to know of the stream (last seq, pixels recorded) and which pixels were not inferred
+GROUP = "recording"
+
+log = logging.getLogger("edge.recording")
 
 
 class DatasetWriter:
@@ -49,9 +56,16 @@ class DatasetWriter:
         self._counts_space = self._counts.id.get_space()
         self._direct = (_DirectChunks(self._counts, self.acquired)
                         if _DirectChunks.usable(self._counts) else None)
+        group = file[GROUP]
+        self._marks = group["not_inferred"][...]
+        self._last_seq_ds, self._pixels_ds = group["last_seq"], group["pixels_recorded"]
+        # durable (as of the last flush) and written (in memory, not yet flushed) progress
+        self.last_seq = self._seq_written = int(self._last_seq_ds[()])
+        self.pixels_recorded = self._pixels_written = int(self._pixels_ds[()])
         self._rows = [
             (file[name].id, file[name].id.get_space(), mem)
             for name, mem in (("live_time_s", self._live), ("real_time_s", self._real),
+                              (f"{GROUP}/not_inferred", self._marks),
                               ("acquired", self.acquired))
         ]
 
@@ -63,10 +77,12 @@ class DatasetWriter:
     ) -> DatasetWriter:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        f = h5py.File(path, "w", libver="latest", rdcc_nbytes=_CACHE_BYTES)
+        # "w-": a recording is never overwritten (the caller picks a name that is free)
+        f = h5py.File(path, "w-", libver="latest", rdcc_nbytes=_CACHE_BYTES)
         try:
             create_layout(f, height, width, grid, dtype, instrument, scan, "recording",
                            compression)
+            _create_group(f, last_seq=0, pixels=0)
             f.swmr_mode = True
             f.flush()
         except Exception:
@@ -91,6 +107,8 @@ class DatasetWriter:
             f = h5py.File(path, "r+", libver="latest", rdcc_nbytes=_CACHE_BYTES)
         try:
             f.attrs["status"] = "recording"
+            if GROUP not in f:  # written before these datasets: the stream position is unknown
+                _create_group(f, last_seq=-1, pixels=int(np.count_nonzero(f["acquired"][...])))
             f.swmr_mode = True
         except Exception:
             f.close()
@@ -99,8 +117,11 @@ class DatasetWriter:
 
     def write_pixels(
         self, x: np.ndarray, y: np.ndarray, counts: np.ndarray,
-        live: np.ndarray, real: np.ndarray,
+        live: np.ndarray, real: np.ndarray, marks: np.ndarray | None = None,
+        seq: int | None = None,
     ) -> None:
+        """Pixels in any order; `marks` (N,) uint8: why each was not inferred (0: it was);
+        `seq`: the last spectra.seq these pixels complete, kept in the file at the flush."""
         x = np.asarray(x, dtype=np.intp).reshape(-1)
         y = np.asarray(y, dtype=np.intp).reshape(-1)
         counts = np.asarray(counts)
@@ -113,10 +134,19 @@ class DatasetWriter:
         self._live[y, x] = live
         self._real[y, x] = real
         self.acquired[y, x] = True
+        self._marks[y, x] = 0 if marks is None else marks
+        self._pixels_written += n
+        if seq is not None:
+            self._seq_written = max(self._seq_written, int(seq))
         self._pending.append((y, x, counts.astype(self._counts.dtype, copy=False)))
         self._pending_n += n
         if self._pending_n >= self._max_pending:
             self._drain()
+
+    @property
+    def pixels_written(self) -> int:
+        """Pixels handed to write_pixels so far (repeats included); durable: pixels_recorded."""
+        return self._pixels_written
 
     def _drain(self) -> None:
         """Write pending spectra into the cube, one slice per run of adjacent pixels in a row."""
@@ -166,8 +196,11 @@ class DatasetWriter:
         for dataset, space, values in self._rows:
             space.select_hyperslab((r0, 0), (r1 - r0, self.width))
             dataset.write(mem, space, np.ascontiguousarray(values[r0:r1]))
+        self._last_seq_ds[()] = self._seq_written
+        self._pixels_ds[()] = self._pixels_written
         self._f.flush()  # ... then the mask that says they exist
         self._dirty_rows.clear()
+        self.last_seq, self.pixels_recorded = self._seq_written, self._pixels_written
 
     def read_pixel(self, x: int, y: int) -> tuple[np.ndarray, float, float] | None:
         """One pixel's counts, live and real time read back from the file (a viewer's
@@ -177,17 +210,34 @@ class DatasetWriter:
         self.flush()
         return self._counts[y, x], float(self._live[y, x]), float(self._real[y, x])
 
-    def close(self, status: str = "success") -> None:
+    def close(self, status: str = "success", end: Mapping | None = None) -> None:
+        """Flush, close, then set `status` and the `end` summary (JSON) on the closed file."""
         if self.closed:
             return
         if status not in STATUSES:
             raise ValueError(f"status must be one of {STATUSES}, got {status!r}")
         self.flush()
-        self._f.close()
-        # Attributes cannot change under SWMR, so the final status is set after a clean close.
-        with h5py.File(self.path, "r+", libver="latest") as f:
-            f.attrs["status"] = status
         self.closed = True
+        self._f.close()
+        _set_end(self.path, status, end)
+
+    def abandon(self, status: str = "fail", end: Mapping | None = None) -> bool:
+        """Close after a write failed, without flushing: pixels not yet durable stay unmarked
+        (the caller counts them refused). Best effort (the disk may be full): True when
+        `status` could be set, else the file keeps `recording` (its sidecar is the caller's)."""
+        if self.closed:
+            return False
+        self.closed = True
+        try:
+            self._f.close()
+        except Exception as e:  # HDF5 may fail to write its metadata: the file is what it is
+            log.error("%s: closing after a write failure: %s", self.path, e)
+        try:
+            _set_end(self.path, status, end)
+            return True
+        except Exception as e:
+            log.error("%s: could not mark the recording %r: %s", self.path, status, e)
+            return False
 
     def __enter__(self) -> DatasetWriter:
         return self

@@ -8,6 +8,7 @@ groups this job's methods.
 from __future__ import annotations
 
 import contextlib
+from collections import Counter
 
 import zmq
 
@@ -31,6 +32,7 @@ class RequestHandling:
     scan: ScanState | None
     finished: ScanState | None
     seq: int
+    not_inferred: Counter
 
     def on_control(self, msg: wire.Control) -> dict:
         if msg.command == "reload_models":
@@ -84,6 +86,7 @@ class RequestHandling:
             "previews_sent": self.publisher.sent,
             "previews_dropped": self.publisher.dropped,
             "previews_failed": self.publisher.failed,
+            "not_inferred": sum(self.not_inferred.values()),
         }
         detail = self.stats.detail() | {
             "models": describe(self.sessions),
@@ -94,7 +97,7 @@ class RequestHandling:
         }
         if scan is not None:
             counters |= {"filled": int(scan.canvas.filled), "width": int(scan.canvas.width),
-                         "height": int(scan.canvas.height)}
+                         "height": int(scan.canvas.height)} | scan.counters()
             detail["scan"] = {
                 "scan_id": scan.scan_id,
                 "width": scan.canvas.width,
@@ -105,6 +108,8 @@ class RequestHandling:
                 "recording": str(scan.recorder.path) if scan.recorder else None,
                 "active": scan is self.scan,
                 "end_status": scan.end_status,
+                "recording_status": scan.recording_status,
+                "record_error": scan.record_error,
             }
         return wire.Status(
             scan_id=scan.scan_id if scan else "",

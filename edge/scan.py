@@ -9,7 +9,8 @@ checked types and shapes of the message itself).
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -62,15 +63,27 @@ def check_start(start, sessions) -> tuple[EnergyGrid | None, str | None]:
 
 @dataclass
 class ScanState:
+    """An accepted scan and its accounting (SPEC.md 4.5: the per-scan counters).
+
+    Every pixel of this scan that reaches the daemon ends in exactly one of: `recorded`
+    (durable on disk; with recording off, taken), `refused` (by reason), or in flight
+    (between receipt and the next flush). `not_inferred` is a subset of the recorded."""
+
     start: object  # wire.ScanStart
     grid: EnergyGrid
     canvas: Canvas
     engine: Engine
     recorder: Recorder | None
     dtype: str
-    last_seq: int = -1
-    seq_gaps: int = 0
+    last_seq: int = 0  # last spectra.seq handled (0: none yet; -1: unknown, after a resume)
+    seq_gaps: int = 0  # times seq jumped forward
+    seq_missing: int = 0  # messages those jumps skipped: lost before they reached the daemon
+    recorded: int = 0
+    refused: Counter = field(default_factory=Counter)  # pixels, by reason
+    not_inferred: Counter = field(default_factory=Counter)  # recorded pixels, by reason
+    record_error: str = ""  # why recording stopped for this scan ("" while it works)
     end_status: str = ""  # how it closed (scan_end status, or "abort"); "" while open
+    recording_status: str = ""  # the status its recording was closed with
 
     @property
     def scan_id(self) -> str:
@@ -84,14 +97,57 @@ class ScanState:
         engine = Engine(sessions, grid, max_batch, small=small)
         return cls(start, grid, canvas, engine, recorder, dtype)
 
+    @property
+    def recording(self) -> bool:
+        """This scan's pixels are being recorded (a recorder, and no write has failed)."""
+        return self.recorder is not None and not self.record_error
+
+    def note_seq(self, seq: int) -> None:
+        """Track the scanner's seq: a jump forward is a gap of that many lost messages."""
+        if self.last_seq >= 0 and seq > self.last_seq + 1:
+            self.seq_gaps += 1
+            self.seq_missing += seq - self.last_seq - 1
+        self.last_seq = max(self.last_seq, seq)
+
     def check_spectra(self, msg) -> None:
         """Raise Rejected unless every pixel of this decoded message can be taken: the
-        receiver checks of SPEC.md 4.2 (channels, counts dtype, coordinates), then the seq."""
+        receiver checks of SPEC.md 4.2 (channels, counts dtype, coordinates). The seq is
+        noted first: a refused message still arrived (it is no gap); its pixels are
+        counted refused here."""
+        self.note_seq(int(msg.seq))
         try:
             wire.check_in_scan(self.start, msg)
         except wire.ProtocolError as e:
+            self.refused[e.reason] += len(msg.x)
             raise Rejected(e.reason, f"{e.path}: {e}", len(msg.x)) from e
-        seq = int(msg.seq)
-        if seq != self.last_seq + 1 and self.last_seq >= 0:
-            self.seq_gaps += 1
-        self.last_seq = max(self.last_seq, seq)
+        if self.recorder is not None and self.record_error:
+            self.refused["record_error"] += len(msg.x)
+            raise Rejected("record_error", f"scan {self.scan_id} cannot be recorded: "
+                           f"{self.record_error}", len(msg.x))
+
+    def counters(self) -> dict[str, int]:
+        """The per-scan counters of `status` (SPEC.md 4.5), reasons as `<key>.<reason>`."""
+        c = {
+            "scan_pixels_accepted": self.recorded,
+            "scan_pixels_recorded": self.recorded if self.recorder is not None else 0,
+            "scan_pixels_refused": sum(self.refused.values()),
+            "scan_pixels_not_inferred": sum(self.not_inferred.values()),
+            "scan_last_seq": max(0, self.last_seq),
+            "scan_seq_gaps": self.seq_gaps,
+            "scan_seq_missing": self.seq_missing,
+        }
+        for key, by_reason in (("scan_pixels_refused", self.refused),
+                               ("scan_pixels_not_inferred", self.not_inferred)):
+            c |= {f"{key}.{reason}": n for reason, n in sorted(by_reason.items()) if n}
+        return c
+
+    def tally(self) -> dict:
+        """The per-scan accounting, for the recording's `end` attribute and the status."""
+        return {
+            "pixels_recorded": self.recorded,
+            "pixels_refused": dict(self.refused),
+            "pixels_not_inferred": dict(self.not_inferred),
+            "last_seq": max(0, self.last_seq),
+            "seq_gaps": self.seq_gaps,
+            "seq_missing": self.seq_missing,
+        }

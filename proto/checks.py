@@ -18,6 +18,7 @@ import numpy as np
 
 from proto.messages import (
     MAX_CONTAINER,
+    MAX_COUNT_RATE,
     MAX_DEPTH,
     MAX_ID,
     MAX_STRING,
@@ -263,3 +264,25 @@ def header(m: dict, p: str = "") -> str:
     if t not in MESSAGE_TYPES:
         raise fail(p + "type", "unknown_type", t[:64])
     return t
+
+
+# --------------------------------------------------------------------------- inference
+
+
+def uninferable(counts: np.ndarray, live: np.ndarray, real: np.ndarray) -> np.ndarray:
+    """(N,) uint8 per pixel: 0 when its numbers can be inferred, else 1 + the index in
+    `NOT_INFERRED` of the first rule it fails (SPEC.md 4.2): live time > 0, real time >=
+    live time, total count rate <= MAX_COUNT_RATE. Such pixels are still recorded."""
+    live = np.asarray(live, dtype=np.float64)
+    real = np.asarray(real, dtype=np.float64)
+    # uint32 holds any uint16 spectrum's total (16384 x 65535 < 2**32): the cheap sum
+    acc = np.uint32 if counts.dtype.itemsize <= 2 else np.uint64
+    ok_rate = counts.sum(axis=1, dtype=acc) <= MAX_COUNT_RATE * live
+    ok_live, ok_real = live > 0, real >= live
+    marks = np.zeros(live.shape[0], dtype=np.uint8)
+    if (ok_live & ok_real & ok_rate).all():
+        return marks
+    marks[~ok_rate] = 3
+    marks[~ok_real] = 2
+    marks[~ok_live] = 1
+    return marks

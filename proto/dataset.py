@@ -26,7 +26,7 @@ from proto.energy import EnergyGrid
 FORMAT_NAME = "maxrf-dataset"
 FORMAT_VERSION = "1.0"
 COUNT_DTYPES = (np.dtype("uint16"), np.dtype("uint32"))
-STATUSES = ("recording", "success", "abort", "fail", "complete")
+STATUSES = ("recording", "success", "incomplete", "abort", "fail", "complete")
 _CHUNK_WIDTH = 16  # pixels per chunk along a row: 16 x 4096 x 2 B = 128 KiB, a good HDF5 chunk
 
 

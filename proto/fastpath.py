@@ -24,6 +24,7 @@ from proto.schema import CHECKS, check_spectra
 
 _ndarray = np.ndarray
 _frombuffer = np.frombuffer
+_isfinite = np.isfinite
 _INDPTR = DTYPES["<u4"]
 
 
@@ -74,10 +75,9 @@ def fast_spectra(m: dict, p: str = "") -> Spectra:
         return check_spectra(m, p)
     live, real = _frombuffer(lb, ld), _frombuffer(rb, rd)
     if n == 1:
-        lt, rt = live.item(0), real.item(0)
-        ok = 0.0 < lt < INF and lt <= rt < INF
+        ok = -INF < live.item(0) < INF and -INF < real.item(0) < INF
     else:
-        ok = bool(((live > 0) & (live <= real) & (real < INF)).all())
+        ok = bool(_isfinite(live).all() and _isfinite(real).all())
     if not ok:
         return check_spectra(m, p)  # names the field
     o = new(Spectra)

@@ -30,6 +30,12 @@ MAX_ID = 256  # scan_id, names, dictionary keys, characters
 MAX_CONTAINER = 4096  # entries in any one msgpack array or map
 MAX_DEPTH = 8  # nesting of free-form maps (instrument, detail)
 
+# A well-formed pixel is always recorded; it is inferred only when its numbers allow it
+# (SPEC.md 4.2 "Pixels that cannot be inferred"). Codes 1.. in a recording's
+# `recording/not_inferred`, names on `status` counters; checked in this order.
+NOT_INFERRED = ("live_time", "real_time", "count_rate")
+MAX_COUNT_RATE = 1e9  # counts per live second, all channels: no XRF detector comes near
+
 SCAN_STATUSES = ("success", "abort", "fail")
 SCAN_PATTERNS = ("raster", "serpentine", "arbitrary")
 PREVIEW_TOPICS = ("rgb", "elements", "trust")

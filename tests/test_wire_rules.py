@@ -169,7 +169,7 @@ def test_encode_refuses_invalid_messages() -> None:
                 np.zeros(1, int),
                 np.zeros(1, int),
                 np.full(1, 2.0),
-                np.ones(1),
+                np.full(1, np.inf),  # 1.1: times must be finite; real < live is recorded
                 np.ones((1, 4), np.uint16),
             ),
             "pixels.real_time_s",

@@ -134,6 +134,30 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         rates={"pixels_per_s": 0.0},
         errors={"bad_value": 1},
     )
+    # 1.1: times need only be finite; pixels that cannot be inferred (zero live time, real
+    # below live) are valid, recorded and marked by the receiver (SPEC.md 4.2)
+    uninferable = Spectra(
+        "s1",
+        4,
+        _arr([0, 1], "<u2"),
+        _arr([1, 1], "<u2"),
+        _arr([0.0, 0.1], "<f4"),
+        _arr([0.1, 0.05], "<f4"),
+        _arr(rng.poisson(4, (2, 16)), "<u2"),
+    )
+    # 1.1: the per-scan accounting a scanner reads (SPEC.md 4.5, "Which counter proves it")
+    accounted = Status(
+        "s1",
+        5,
+        "idle",
+        counters={"accepted": 9, "rejected_total": 1, "rejected_requests": 0,
+                  "rejected_pixels": 1, "not_inferred": 1, "filled": 8,
+                  "scan_pixels_accepted": 9, "scan_pixels_recorded": 9,
+                  "scan_pixels_refused": 1, "scan_pixels_refused.out_of_range": 1,
+                  "scan_pixels_not_inferred": 1, "scan_pixels_not_inferred.live_time": 1,
+                  "scan_last_seq": 5, "scan_seq_gaps": 0, "scan_seq_missing": 0},
+        errors={"out_of_range": 1},
+    )
     full_rgb = Preview(
         "rgb", "s1", 3, (0, 0, 4, 3), True, ("R", "G", "B"), np.zeros((3, 4, 3), "|u1")
     )
@@ -146,6 +170,7 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         ("spectra_sparse_u2_3px", sparse3, "sparse"),
         ("spectra_dense_4096", real, "dense"),
         ("spectra_sparse_4096", real, "sparse"),
+        ("spectra_uninferable", uninferable, "dense"),
         ("scan_end_success", ScanEnd("s1", "success", 12), "auto"),
         ("scan_end_abort", ScanEnd("virgin-0001", "abort", 3, "stopped by the operator"), "auto"),
         ("preview_rgb_full", rgb, "auto"),
@@ -154,6 +179,7 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         ("status_idle", Status("", 0), "auto"),
         ("status_scanning", status, "auto"),
         ("status_scan_ended", ended, "auto"),
+        ("status_scan_accounted", accounted, "auto"),
         ("snapshot_request_all", SnapshotRequest(), "auto"),
         ("snapshot_request_rgb", SnapshotRequest(("rgb",)), "auto"),
         ("snapshot_reply_empty", SnapshotReply("", 0, None, ()), "auto"),
