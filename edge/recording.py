@@ -325,6 +325,28 @@ class _DirectChunks:
         return np.frombuffer(raw, dtype=self.dtype).reshape(self.cw, self.channels).copy()
 
 
+def _create_group(f: h5py.File, last_seq: int, pixels: int) -> None:
+    h, w = f["acquired"].shape
+    g = f.create_group(GROUP)
+    g.create_dataset("not_inferred", (h, w), dtype="uint8", chunks=(1, w), fillvalue=0)
+    g.create_dataset("last_seq", data=np.int64(last_seq))
+    g.create_dataset("pixels_recorded", data=np.int64(pixels))
+
+
+def _set_end(path: Path, status: str, end: Mapping | None) -> None:
+    """Attributes cannot change under SWMR: the final status is set after a clean close. A
+    file whose open-for-write flag survived (its close failed) is first rewritten clean."""
+    try:
+        f = h5py.File(path, "r+", libver="latest")
+    except OSError:
+        _rewrite_clean(path)
+        f = h5py.File(path, "r+", libver="latest")
+    with f:
+        f.attrs["status"] = status
+        if end is not None:
+            f.attrs["end"] = json.dumps(dict(end), sort_keys=True)
+
+
 def _rewrite_clean(path: Path) -> None:
     """Copy a crashed SWMR recording into a fresh file (clears HDF5's open-for-write flag)."""
     tmp = path.with_name(path.name + ".resume")
