@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 from pathlib import Path
 
-from edge import config
+from edge import client_cli, config
 from edge.view import cli as view_cli
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -38,6 +37,7 @@ def build_parser(prog: str = "python -m edge") -> argparse.ArgumentParser:
     rp.add_argument("--scan-id", help="scan id to send (default: the file's name)")
     rp.add_argument("--limit", type=int, help="stop after this many pixels")
     rp.add_argument("--no-end", action="store_true", help="do not send scan_end")
+    client_cli.add_replay_options(rp)
 
     wt = sub.add_parser("watch", help="follow previews, write PNGs",
                         description="Follow the previews (snapshot first) and write PNGs.")
@@ -52,6 +52,7 @@ def build_parser(prog: str = "python -m edge") -> argparse.ArgumentParser:
     wt.add_argument("--timeout", type=float, default=600.0,
                     help="give up after this many seconds (default 600)")
     wt.add_argument("--follow", action="store_true", help="keep going after the scan ends")
+    client_cli.add_security_options(wt)
 
     vw = sub.add_parser("view", help="serve the live web page (the `view` extra)",
                         description="Serve the live page: the scan growing, element maps, "
@@ -72,6 +73,12 @@ def build_parser(prog: str = "python -m edge") -> argparse.ArgumentParser:
                        help=f"the daemon's ROUTER endpoint (default {config.Config.snapshot})")
         p.add_argument("--timeout", type=float, default=5.0,
                        help="seconds to wait for the reply; exit 1 without one (default 5)")
+        if name == "reload":
+            p.add_argument("--models", metavar="NAME",
+                           help="a folder of bundles inside the daemon's models folder "
+                                "(default: the models folder itself)")
+        client_cli.add_security_options(p)
+    client_cli.add_keys_parser(sub)
     return parser
 
 
@@ -83,19 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         return serve(parser.prog, args)
     if args.command == "replay":
-        from edge.replay import replay
-
-        if not Path(args.file).is_file():
-            parser.error(f"replay: no such dataset file: {args.file}")
-        r = replay(
-            args.file, args.ingest, order=args.order,
-            dwell_s=None if args.dwell < 0 else args.dwell,
-            pixels_per_message=args.pixels_per_message, scan_id=args.scan_id,
-            limit=args.limit, send_end=not args.no_end,
-        )
-        print(f"replayed {r.pixels} pixels of {r.scan_id} in {r.messages} messages, "
-              f"{r.seconds:.2f} s, {r.rate:.0f} pixels/s")
-        return 0
+        return client_cli.replay_cmd(parser.prog, args)
+    if args.command == "keys":
+        return client_cli.keys_cmd(parser.prog, args)
     if args.command == "view":
         return view_cli.run(parser.prog, args)
     if args.command == "export-maps":
@@ -109,27 +106,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[export-maps] {len(files)} files in {args.tiff}")
         return 0
     if args.command == "watch":
-        from edge.watch import watch
-
-        m = watch(args.previews, args.snapshot, args.out, every_s=args.every,
-                  until_end=not args.follow, timeout_s=args.timeout)
-        print(f"[watch] done: scan {m.scan_id}, seq {m.seq}, PNGs in {args.out}")
-        return 0
-    from edge.watch import request
-    from proto import wire
-
-    message = (wire.SnapshotRequest(topics=()) if args.command == "status"
-               else wire.Control(command="reload_models"))
-    try:
-        reply = request(args.snapshot, message, args.timeout)
-    except TimeoutError as e:
-        print(e, file=sys.stderr)
-        return 1
-    s = reply.status
-    print(json.dumps({"scan_id": s.scan_id, "seq": s.seq, "state": s.state,
-                      "counters": s.counters, "rates": s.rates, "latency_ms": s.latency_ms,
-                      "rejected": s.errors, "detail": s.detail}, indent=2, default=str))
-    return 0
+        return client_cli.watch_cmd(parser.prog, args)
+    return client_cli.request_cmd(parser.prog, args)
 
 
 def serve(prog: str, args: argparse.Namespace) -> int:
@@ -140,16 +118,27 @@ def serve(prog: str, args: argparse.Namespace) -> int:
     except config.ConfigError as e:
         print(f"{prog} serve: error: {e}", file=sys.stderr)
         return 2
+    if not Path(cfg.models).is_dir():
+        print(f"{prog} serve: error: no models folder {cfg.models!r}: make one (`make export`, "
+              f"or `make demo` for small ones) or give --models DIR", file=sys.stderr)
+        return 2
     import zmq
 
     from edge.daemon import Daemon
+    from edge.security import SecurityError
 
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
         daemon = Daemon(cfg)
+    except SecurityError as e:
+        print(f"{prog} serve: error: {e}", file=sys.stderr)
+        return 2
     except zmq.ZMQError as e:
+        hint = (": another daemon may be running there (`python -m edge status`); stop it or "
+                "give other --ingest/--previews/--snapshot endpoints"
+                if e.errno == zmq.EADDRINUSE else "")
         print(f"{prog} serve: error: cannot bind {cfg.ingest}, {cfg.previews}, "
-              f"{cfg.snapshot}: {e}", file=sys.stderr)
+              f"{cfg.snapshot}: {e}{hint}", file=sys.stderr)
         return 1
     daemon.run()
     return 0

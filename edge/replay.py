@@ -16,6 +16,8 @@ from pathlib import Path
 import numpy as np
 import zmq
 
+from edge.link import Link
+from edge.security import ClientKeys
 from proto import wire
 from proto.dataset import open_dataset
 from proto.identity import stream_instrument
@@ -28,6 +30,7 @@ class ReplayResult:
     pixels: int
     messages: int
     seconds: float
+    confirmed: str = ""  # what the daemon confirmed, in words ("" without a link)
 
     @property
     def rate(self) -> float:
@@ -114,14 +117,41 @@ def replay(
     rows: tuple[int, int] | None = None,
     push: zmq.Socket | None = None,
     progress=None,
+    requests: str | None = None,
+    keys: ClientKeys | None = None,
+    timeout_s: float = 10.0,
 ) -> ReplayResult:
     """Stream a dataset file. dwell_s=None: the file's own dwell; 0: as fast as allowed.
 
     `rows=(y0, y1)` streams only those rows (and no scan_start when y0 > 0) so a test
     can stop mid-scan and carry on later; `limit` stops after that many pixels.
+
+    Without `push`, replay owns its link (`edge.link.Link`): every wait is bounded by
+    `timeout_s` and what is queued is delivered before it returns. With `requests` (the
+    daemon's request endpoint) it also confirms that the daemon opened the scan and
+    accepted every pixel (and closed the scan), else raises `LinkError` with the reason.
     """
-    own = push is None
-    push = push or connect(endpoint)
+    link = None
+    if push is None:
+        link = Link(endpoint, requests, keys, timeout_s)
+        try:
+            link.wait_connected()
+            link.baseline()
+        except BaseException:
+            link.close()
+            raise
+        push = link
+    try:
+        return _stream(path, push, link, order=order, dwell_s=dwell_s,
+                       pixels_per_message=pixels_per_message, scan_id=scan_id, limit=limit,
+                       end_status=end_status, send_end=send_end, rows=rows, progress=progress)
+    finally:
+        if link is not None and not link.ctx.closed:
+            link.close()
+
+
+def _stream(path, push, link: Link | None, *, order, dwell_s, pixels_per_message, scan_id,
+            limit, end_status, send_end, rows, progress) -> ReplayResult:
     sent_pixels = messages = 0
     t0 = time.perf_counter()
     with open_dataset(path) as ds:
@@ -132,6 +162,8 @@ def replay(
         y0, y1 = rows or (0, h)
         if y0 == 0:
             push.send(wire.encode(start))
+            if link is not None:
+                link.confirm_start(scan_id)
         acquired = ds.acquired
         live_all, real_all = ds.live_time_s, ds.real_time_s
         seq = 1 + y0 * w  # from 1; stays monotonic when a later call carries on at row y0
@@ -187,7 +219,9 @@ def replay(
             push.send(wire.encode(wire.ScanEnd(
                 scan_id=scan_id, status=end_status, pixel_count=int(acquired.sum()),
             )))
+    confirmed = ""
+    if link is not None:
+        link.close()  # delivers what is queued, then the daemon can confirm it
+        confirmed = link.confirm_delivery(scan_id, sent_pixels, ended=send_end)
     seconds = time.perf_counter() - t0
-    if own:
-        push.close()
-    return ReplayResult(scan_id, sent_pixels, messages, seconds)
+    return ReplayResult(scan_id, sent_pixels, messages, seconds, confirmed)

@@ -15,7 +15,12 @@ import numpy as np
 import zmq
 
 from edge import png
+from edge.security import ClientKeys, secure_client
 from proto import wire
+
+
+class WatchError(RuntimeError):
+    """The scan watched for was refused or never ended; str() is one line for people."""
 
 
 class Mirror:
@@ -23,6 +28,7 @@ class Mirror:
 
     def __init__(self) -> None:
         self.scan_id = ""
+        self.end_status = ""  # how the followed scan ended ("" while it runs)
         self.seq = -1
         self.rgb: np.ndarray | None = None
         self.elements: np.ndarray | None = None
@@ -56,9 +62,11 @@ class Mirror:
 class Watcher:
     """Subscriber + snapshot client; `poll()` applies whatever arrived."""
 
-    def __init__(self, previews: str, snapshot: str, timeout_s: float = 10.0) -> None:
+    def __init__(self, previews: str, snapshot: str, timeout_s: float = 10.0,
+                 keys: ClientKeys | None = None) -> None:
         self.ctx = zmq.Context.instance()
-        self.sub = self.ctx.socket(zmq.SUB)
+        self.keys = keys
+        self.sub = secure_client(self.ctx.socket(zmq.SUB), keys)
         self.sub.setsockopt(zmq.RCVHWM, 10_000)
         self.sub.setsockopt(zmq.LINGER, 0)
         for topic in wire.PUB_TOPICS:
@@ -68,14 +76,22 @@ class Watcher:
         self.mirror = Mirror()
         self.snapshot_seq = -1
         self.ended: str | None = None  # the scan the latest status says has ended
+        # the scan followed (None: waiting for one to start), whether it has ended, and the
+        # last scan the daemon refused while we waited (its id, the reason)
+        self.target: str | None = None
+        self.finished = False
+        self.strict = False  # True: apply only the followed scan's frames (edge watch)
+        self.refused: tuple[str, str] | None = None
         self.timeout_s = timeout_s
         time.sleep(0.2)  # let the subscription reach the publisher before the snapshot
 
     def request(self, message, timeout_s: float | None = None):
-        return request(self.snapshot_endpoint, message, timeout_s or self.timeout_s)
+        return request(self.snapshot_endpoint, message, timeout_s or self.timeout_s, self.keys)
 
     def resync(self) -> wire.SnapshotReply:
         reply = self.request(wire.SnapshotRequest())
+        if self.strict and self.target is not None and reply.scan_id != self.target:
+            return reply  # the daemon is on another scan: never mix it into this one
         self.snapshot_seq = reply.seq
         for frame in reply.frames:
             self.mirror.apply(frame)
@@ -92,11 +108,30 @@ class Watcher:
             if isinstance(msg, wire.Status):
                 self.mirror.status = msg
                 self.ended = ended_scan(msg)
+                self.follow(msg)
                 continue
+            if self.strict and msg.scan_id != self.target:
+                continue  # waiting for a scan, or another scan's frames: not the one followed
             if msg.seq <= self.snapshot_seq and msg.scan_id == self.mirror.scan_id:
                 continue  # already in the snapshot
             self.mirror.apply(msg)
         return n
+
+    def follow(self, s: wire.Status) -> None:
+        """Track the followed scan through statuses, in the order they were sent: a
+        scanning status starts one (when none is followed), an idle one of its id, or any
+        status of another scan (it was abandoned for that one), ends it."""
+        if self.target is None:
+            if s.state == "scanning":
+                self.target, self.finished = s.scan_id, False
+                self.resync()  # SPEC.md 5: a new scan began: its snapshot
+            elif reason := refused_reason(s):
+                self.refused = (s.scan_id, reason)
+        elif not self.finished and (s.scan_id != self.target or s.state == "idle"):
+            self.finished = True
+            scan = s.detail.get("scan") or {}
+            self.mirror.end_status = (str(scan.get("end_status") or "ended")
+                                      if s.scan_id == self.target else "abort")
 
     def close(self) -> None:
         self.sub.close(0)
@@ -109,9 +144,15 @@ def ended_scan(status: wire.Status) -> str | None:
     return status.scan_id if status.state == "idle" and status.scan_id else None
 
 
-def request(endpoint: str, message, timeout_s: float = 10.0):
-    """One request to the daemon's ROUTER (snapshot, status, control), one reply."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+def refused_reason(status: wire.Status) -> str:
+    """Why the daemon refused scan `status.scan_id`, if this status says it did."""
+    return str(getattr(status, "refused", "") or status.detail.get("refused") or "")
+
+
+def request(endpoint: str, message, timeout_s: float = 10.0, keys: ClientKeys | None = None):
+    """One request to the daemon's ROUTER (snapshot, status, control), one reply;
+    `keys`: a CURVE client (edge.security) of a daemon that requires one."""
+    sock = secure_client(zmq.Context.instance().socket(zmq.DEALER), keys)
     sock.setsockopt(zmq.LINGER, 0)
     sock.connect(endpoint)
     try:
@@ -142,21 +183,37 @@ def write_pngs(mirror: Mirror, folder: str | Path, prefix: str = "") -> list[Pat
 def watch(
     previews: str, snapshot: str, out: str | Path, *, every_s: float = 3.0,
     until_end: bool = True, timeout_s: float = 600.0, quiet: bool = False,
+    keys: ClientKeys | None = None,
 ) -> Mirror:
-    """Follow the daemon; write PNGs every `every_s` and when the scan ends."""
-    w = Watcher(previews, snapshot)
+    """Follow a scan: the one open when we join, else the next to start. Write its PNGs
+    every `every_s` and when it ends, and only its own (never a previous or a later
+    scan's). Raises WatchError when the scan waited for is refused, or none ends in
+    `timeout_s`; `until_end=False` (--follow) goes on to the next scans until the timeout."""
+    w = Watcher(previews, snapshot, keys=keys)
+    w.strict = True
     try:
-        snap = w.resync()
-        # a scan already over when we join is not the one to wait for: wait for the next
-        done_before = snap.scan_id if snap.status and snap.status.state == "idle" else None
+        try:
+            snap = w.resync()
+        except TimeoutError:
+            raise WatchError(f"no daemon answered on {snapshot} within {w.timeout_s:g} s: "
+                             f"start one (`python -m edge serve`) or give the right "
+                             f"--snapshot") from None
+        if snap.status and snap.status.state == "scanning":
+            w.target = snap.scan_id  # follow the open scan; a scan already over is not it
         t_end = time.monotonic() + timeout_s
         last_png = 0.0
         while time.monotonic() < t_end:
             w.poll(200)
-            if w.mirror.seq > snap.seq:
-                done_before = None  # a scan started after we joined, even one of the same id
+            if w.refused and w.target is None:
+                if until_end:
+                    raise WatchError(f"scan {w.refused[0]} was refused by the daemon: "
+                                     f"{w.refused[1]} (no PNGs written)")
+                if not quiet:
+                    print(f"[watch] scan {w.refused[0]} refused: {w.refused[1]}", flush=True)
+                w.refused = None
             now = time.monotonic()
-            if now - last_png >= every_s:
+            ours = w.target is not None and w.mirror.scan_id == w.target
+            if ours and now - last_png >= every_s:
                 write_pngs(w.mirror, out)
                 last_png = now
                 if not quiet:
@@ -165,11 +222,21 @@ def watch(
                     print(f"[watch] scan {w.mirror.scan_id or '-'} seq {w.mirror.seq} "
                           f"filled {c.get('filled', 0)}/{c.get('width', 0) * c.get('height', 0)} "
                           f"rate {(s.rates if s else {}).get('spectra_s', 0):.0f}/s", flush=True)
-            if until_end and w.ended and w.ended != done_before \
-                    and w.ended == w.mirror.scan_id:
-                w.resync()  # the final state for certain, even if a preview was dropped
-                break
-        write_pngs(w.mirror, out)
+            if w.target is not None and w.finished:
+                w.resync()  # the final state for certain, if the daemon is still on this scan
+                if w.mirror.scan_id == w.target:
+                    write_pngs(w.mirror, out)
+                if until_end:
+                    return w.mirror
+                if not quiet:
+                    print(f"[watch] scan {w.target} ended ({w.mirror.end_status})", flush=True)
+                w.target, w.finished = None, False
+        if until_end:
+            if w.target is not None and w.mirror.scan_id == w.target:
+                write_pngs(w.mirror, out)
+            waiting = f"scan {w.target} still open" if w.target else "no scan started"
+            raise WatchError(f"no scan ended within {timeout_s:g} s ({waiting}; "
+                             f"PNGs only of a scan that ran)")
         return w.mirror
     finally:
         w.close()
