@@ -18,7 +18,7 @@ setup: $(VENV_STAMP)
 $(VENV_STAMP): pyproject.toml
 	python3 -m venv .venv
 	.venv/bin/pip install --quiet --upgrade pip
-	.venv/bin/pip install --quiet -e '.[edge,train,dev,view]'
+	.venv/bin/pip install --quiet -e '.[edge,train,dev,view,maps,archive]'
 	touch $@
 
 lint: setup
@@ -83,6 +83,7 @@ bench: setup
 	$(PY) bench/bench_wire.py
 	$(PY) bench/bench_models.py --models $(MODELS)
 	$(PY) bench/bench_edge.py --models $(MODELS)
+	$(PY) bench/bench_archive.py
 
 # make labels DATASET=data/m6_ioannis.h5 [CFG=training/configs/m6.cfg]
 labels: setup

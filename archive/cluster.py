@@ -31,8 +31,9 @@ def connect(scheduler: str | None, workers: int, *, dashboard: str | None = "127
         from dask.distributed import Client, LocalCluster
     except ImportError as e:
         raise ArchiveError("the archive needs Dask: pip install '.[train,archive]'") from e
-    if importlib.util.find_spec("bokeh") is None:
-        dashboard = None  # Dask's dashboard needs bokeh; without it there is no link to print
+    has_bokeh = importlib.util.find_spec("bokeh") is not None
+    if not has_bokeh:
+        dashboard = None  # Dask's dashboard pages need bokeh (pip install bokeh)
     cluster = None
     try:
         if scheduler:
@@ -49,7 +50,8 @@ def connect(scheduler: str | None, workers: int, *, dashboard: str | None = "127
             n = len(client.scheduler_info().get("workers", {}))
             where = scheduler or f"LocalCluster {workers} x 1 thread"
             print(f"[archive] Dask: {where}, {n} workers", file=sys.stderr)
-            if "dashboard" in client.scheduler_info().get("services", {}):
+            if "dashboard" in client.scheduler_info().get("services", {}) and (
+                    has_bokeh or scheduler):  # a remote scheduler may have bokeh
                 print(f"[archive] dashboard: {client.dashboard_link}", file=sys.stderr)
         try:
             yield client
