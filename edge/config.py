@@ -18,7 +18,15 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+from proto.messages import MAX_MESSAGE_BYTES
+
 COMPRESSIONS = ("none", "lzf", "gzip")
+SUBSCRIPTION_MAX_BYTES = 65536  # ZMQ_MAXMSGSIZE of PUB: it only receives subscriptions
+REQUEST_HWM = 64  # requests queued per client: 64 x request_max_bytes (1 MiB) = 64 MiB
+# the highest value of a setting the protocol bounds (SPEC.md 6: a receiver may go lower)
+UPPER: dict[str, int] = {"max_message_bytes": MAX_MESSAGE_BYTES,
+                         "max_frame_bytes": MAX_MESSAGE_BYTES,
+                         "request_max_bytes": MAX_MESSAGE_BYTES}
 
 
 class ConfigError(ValueError):
@@ -36,10 +44,25 @@ class Config:
     # recording: "none" (fastest: 8 KiB per 4096-channel uint16 pixel), "lzf", "gzip"
     compression: str = "none"
     # messages queued here before the scanner's PUSH blocks (back-pressure); 200 x a 16-pixel
-    # 4096-channel message is ~25 MB: memory stays bounded whatever the scanner sends
+    # 4096-channel message is ~25 MB. ZeroMQ counts messages, not bytes, so the daemon lowers
+    # the RCVHWM it sets to ingest_buffer_bytes // max_frame_bytes when that is smaller
+    # (ingest_hwm below): 1 GiB // 256 MiB = 4 messages; 1 GiB // 4 MiB = 256
     rcvhwm: int = 200
     sndhwm: int = 100  # preview messages queued per subscriber before PUB drops them
+    # larger ingest messages are received, then refused and counted as too_large
     max_message_bytes: int = 64 * 1024 * 1024
+    # ZMQ_MAXMSGSIZE of the ingest socket: ZeroMQ drops the connection of a peer that sends a
+    # larger frame, before buffering it; that frame is lost uncounted, and so may be what was
+    # in flight behind it (measured: the next message), so the default is the protocol's own
+    # limit (no conforming message is over it) and max_message_bytes is the counted limit
+    max_frame_bytes: int = 256 * 1024 * 1024
+    # memory ZeroMQ may hold for one peer's queued ingest: RCVHWM x max_frame_bytes stays
+    # under it (plus the kernel's socket buffer, a few MiB, and the message being decoded:
+    # its dense counts are at most 4096 pixels x 16384 channels x 4 B = 256 MiB)
+    ingest_buffer_bytes: int = 1024 * 1024 * 1024
+    # ZMQ_MAXMSGSIZE of the request (ROUTER) socket; requests are small maps. PUB takes only
+    # subscriptions (SUBSCRIPTION_MAX_BYTES)
+    request_max_bytes: int = 1024 * 1024
     # spectra per inference micro-batch: 256 measured ~8% more spectra/s end to end than 128
     # (ORT's threads and the per-batch flush amortise better), 512 no better
     max_batch: int = 256
@@ -59,6 +82,19 @@ class Config:
         # code that builds a Config directly gets the same checks as a file or a flag
         for name, value in check(vars(self), "Config").items():
             setattr(self, name, value)
+        for small, large, why in (
+            ("max_message_bytes", "max_frame_bytes", "a message ZeroMQ lets through is counted"),
+            ("max_frame_bytes", "ingest_buffer_bytes", "one frame must fit in the ingest memory"),
+        ):
+            if getattr(self, small) > getattr(self, large):
+                raise ConfigError(f"settings: {small} ({getattr(self, small)}) must not exceed "
+                                  f"{large} ({getattr(self, large)}): {why}")
+
+    @property
+    def ingest_hwm(self) -> int:
+        """The RCVHWM set on the ingest socket: rcvhwm, lowered so that it times
+        max_frame_bytes stays within ingest_buffer_bytes (ZeroMQ counts messages)."""
+        return max(1, min(self.rcvhwm, self.ingest_buffer_bytes // self.max_frame_bytes))
 
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
@@ -84,6 +120,9 @@ LIMITS: dict[str, tuple[float, bool]] = {
     "rcvhwm": (1, True),  # 0 would mean "unbounded" to ZeroMQ: no back-pressure
     "sndhwm": (1, True),
     "max_message_bytes": (1, True),
+    "max_frame_bytes": (1, True),
+    "ingest_buffer_bytes": (1, True),
+    "request_max_bytes": (1024, True),  # a snapshot request or control message fits
     "max_batch": (1, True),
     "flush_pixels": (1, True),
     "threads": (1, True),
@@ -138,6 +177,8 @@ def _check_range(name: str, value: Any, source: str) -> None:
             bad = "must be finite"
         elif value < low or (value == low and not inclusive):
             bad = f"must be {'>=' if inclusive else '>'} {low:g}"
+        elif name in UPPER and value > UPPER[name]:
+            bad = f"must be <= {UPPER[name]} (the protocol's limit)"
     elif name == "compression" and value not in COMPRESSIONS:
         bad = f"must be one of {', '.join(COMPRESSIONS)}"
     elif name in ENDPOINT_FIELDS and "://" not in value:
@@ -158,7 +199,11 @@ HELP = {
     "compression": "recording compression: none (fastest), lzf or gzip",
     "rcvhwm": "ingest high-water mark (messages): beyond it the scanner's PUSH blocks",
     "sndhwm": "preview high-water mark per subscriber: beyond it previews are dropped",
-    "max_message_bytes": "larger ingest messages are rejected as too_large",
+    "max_message_bytes": "larger ingest messages are refused and counted as too_large",
+    "max_frame_bytes": "ZeroMQ drops a peer that sends a larger ingest frame (uncounted)",
+    "ingest_buffer_bytes": "memory for one peer's queued ingest: RCVHWM is lowered to "
+                           "ingest_buffer_bytes // max_frame_bytes when smaller",
+    "request_max_bytes": "ZeroMQ drops a peer that sends a larger request",
     "max_batch": "spectra per inference micro-batch",
     "max_wait_ms": "longest a spectrum waits for its micro-batch to fill",
     "rate_hz": "previews per topic per second",

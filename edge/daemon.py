@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import zmq
 
-from edge.config import Config
+from edge.config import REQUEST_HWM, SUBSCRIPTION_MAX_BYTES, Config
 from edge.inference import describe, load_models
 from edge.publisher import Publisher
 from edge.requests import RequestHandling
@@ -47,16 +47,22 @@ class Daemon(ScanLifecycle, RequestHandling):
         self.cfg = cfg
         self.ctx = zmq.Context.instance()
         self.pull = self.ctx.socket(zmq.PULL)
-        self.pull.setsockopt(zmq.RCVHWM, cfg.rcvhwm)
+        # ZeroMQ drops a peer whose frame is over the limit before buffering it, and holds at
+        # most ingest_hwm messages per peer: ingest_hwm x max_frame_bytes <= the budget
+        self.pull.setsockopt(zmq.MAXMSGSIZE, cfg.max_frame_bytes)
+        self.pull.setsockopt(zmq.RCVHWM, cfg.ingest_hwm)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pull.bind(cfg.ingest)
         self.pub = self.ctx.socket(zmq.PUB)
         self.pub.setsockopt(zmq.SNDHWM, cfg.sndhwm)
+        self.pub.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)  # it receives only these
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.bind(cfg.previews)
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self.router.setsockopt(zmq.MAXMSGSIZE, cfg.request_max_bytes)
+        self.router.setsockopt(zmq.RCVHWM, REQUEST_HWM)
         self.router.bind(cfg.snapshot)
         self.publisher = Publisher(self.pub, cfg.rate_hz, cfg.full_every_s)
         self.stats = Stats()
@@ -202,6 +208,10 @@ class Daemon(ScanLifecycle, RequestHandling):
         wait_s = self.cfg.max_wait_ms / 1e3
         log.info("serving: ingest %s, previews %s, snapshot %s",
                  self.cfg.ingest, self.cfg.previews, self.cfg.snapshot)
+        log.info("ingest: RCVHWM %d messages x frames of at most %d bytes (ZMQ_MAXMSGSIZE) "
+                 "<= ingest_buffer_bytes %d per peer; messages over %d bytes counted too_large",
+                 self.cfg.ingest_hwm, self.cfg.max_frame_bytes, self.cfg.ingest_buffer_bytes,
+                 self.cfg.max_message_bytes)
         while not self.stopping:
             events = dict(poller.poll(50))
             if self.pull in events:

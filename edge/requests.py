@@ -13,6 +13,7 @@ from collections import Counter
 import zmq
 
 from edge import pixels
+from edge.config import Config
 from edge.inference import describe
 from edge.publisher import Publisher
 from edge.scan import Rejected, ScanState
@@ -21,6 +22,7 @@ from proto import wire
 
 
 class RequestHandling:
+    cfg: Config
     router: zmq.Socket
     stats: Stats
     publisher: Publisher
@@ -52,7 +54,7 @@ class RequestHandling:
                 continue
             ident, envelope, body = frames[0], frames[1:-1], frames[-1]
             try:
-                msg = wire.decode(body, max_bytes=1 << 20)
+                msg = wire.decode(body, max_bytes=self.cfg.request_max_bytes)
                 if isinstance(msg, wire.SnapshotRequest):
                     self.process_pending()
                     reply = self.snapshot(tuple(msg.topics))

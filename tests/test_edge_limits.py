@@ -8,15 +8,19 @@ ingest byte budget, and all-zero spectra that cost no disk.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import numpy as np
 import pytest
 import zmq
 
 from edge.publisher import Publisher
-from edge.replay import connect
+from edge.replay import connect, replay
 from edge.status import MAX_REFUSED_SCANS
 from proto import wire
-from tests.edge_support import Daemon, make_bundles
+from proto.dataset import open_dataset
+from tests.edge_support import Daemon, free_port, make_bundles, make_scan
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +78,105 @@ def test_item9_publisher_survives_what_it_cannot_encode():
         assert p.send("status", wire.Status(scan_id="", seq=0)) is True and p.sent == 1
     finally:
         pub.close(0)
+
+
+def peak_rss(pid: int) -> int:
+    """VmHWM of a process, bytes (its peak resident set so far)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_item11_oversized_frame_refused_by_zeromq_before_buffering(models, tmp_path):
+    """A frame of any size was received whole (ZeroMQ buffered all of it) and only then
+    refused; now ZeroMQ drops a sender whose frame is over max_frame_bytes first (its
+    ZMQ_MAXMSGSIZE): the daemon's peak memory does not move and the next scan is served.
+    A message under that but over max_message_bytes is still counted as too_large, and
+    the message right behind it arrives."""
+    d = Daemon(models, tmp_path / "rec", "--max-message-bytes", str(1 << 20),
+               "--max-frame-bytes", str(4 << 20), log=tmp_path / "log").start()
+    try:
+        before = peak_rss(d.proc.pid)
+        push = connect(d.ingest)
+        push.send(bytes(96 << 20))  # 96 MiB in one frame
+        push.close(2000)
+        time.sleep(1.0)
+        assert d.proc.poll() is None
+        grown = peak_rss(d.proc.pid) - before
+        assert grown < 24 << 20, f"peak RSS grew {grown / 2**20:.0f} MiB"
+        scan = make_scan(tmp_path / "scan.h5", 3, 4)
+        push = connect(d.ingest)
+        push.send(bytes(2 << 20))  # over max_message_bytes, within max_frame_bytes
+        replay(scan, push=push, scan_id="after", pixels_per_message=4)
+        push.close()
+        s = d.wait(lambda s: s.state == "idle" and s.scan_id == "after", what="next scan")
+        assert s.counters["accepted"] == 12 and s.counters["messages"] == 6
+        assert s.errors == {"too_large": 1}
+    finally:
+        d.stop()
+
+
+def test_item11_ingest_queue_bounded_in_bytes(models, tmp_path):
+    """ZeroMQ's RCVHWM counts messages: 200 x 64 MiB could queue. The daemon lowers it so
+    that HWM x max_frame_bytes stays within ingest_buffer_bytes, and sets ZMQ_MAXMSGSIZE
+    on every bound socket."""
+    from edge.config import REQUEST_HWM, SUBSCRIPTION_MAX_BYTES, Config, ConfigError
+    from edge.daemon import Daemon as InProcess
+
+    assert Config().ingest_hwm * Config().max_frame_bytes <= Config().ingest_buffer_bytes
+    assert Config().ingest_hwm == 4  # 1 GiB // 256 MiB
+    assert Config(max_message_bytes=1 << 20, max_frame_bytes=4 << 20).ingest_hwm == 200
+    with pytest.raises(ConfigError, match="ingest_buffer_bytes"):
+        Config(max_frame_bytes=64 << 20, ingest_buffer_bytes=32 << 20)
+    with pytest.raises(ConfigError, match="max_frame_bytes"):
+        Config(max_message_bytes=64 << 20, max_frame_bytes=32 << 20)
+    with pytest.raises(ConfigError, match="protocol's limit"):
+        Config(max_frame_bytes=512 << 20)
+    ports = [free_port() for _ in range(3)]
+    cfg = Config(*(f"tcp://127.0.0.1:{p}" for p in ports), models=str(models),
+                 recordings=str(tmp_path / "rec"), record=False, threads=1,
+                 max_frame_bytes=128 << 20, ingest_buffer_bytes=512 << 20)
+    daemon = InProcess(cfg)
+    try:
+        assert daemon.pull.getsockopt(zmq.MAXMSGSIZE) == 128 << 20
+        assert daemon.pull.getsockopt(zmq.RCVHWM) == 4  # 4 x 128 MiB = 512 MiB
+        assert daemon.router.getsockopt(zmq.MAXMSGSIZE) == cfg.request_max_bytes == 1 << 20
+        assert daemon.router.getsockopt(zmq.RCVHWM) == REQUEST_HWM
+        assert daemon.pub.getsockopt(zmq.MAXMSGSIZE) == SUBSCRIPTION_MAX_BYTES
+    finally:
+        daemon.shutdown()
+
+
+def test_item11_all_zero_sparse_message_costs_no_disk(models, tmp_path):
+    """4,096 all-zero spectra of 16,384 channels: a 66 KB sparse message became 134 MB on
+    disk (every chunk written). A chunk never written reads as zeros: it is not written."""
+    d = Daemon(models, tmp_path / "rec", log=tmp_path / "log").start()
+    h = w = 64
+    c = 16384
+    n = h * w
+    msg = wire.Spectra(
+        scan_id="zeros", seq=1, x=np.tile(np.arange(w, dtype=np.uint16), h),
+        y=np.repeat(np.arange(h, dtype=np.uint16), w), live_time_s=np.full(n, 0.01, np.float32),
+        real_time_s=np.full(n, 0.01, np.float32), counts=np.zeros((n, c), np.uint16))
+    body = wire.encode(msg)
+    assert len(body) < 70_000
+    push = connect(d.ingest)
+    try:
+        push.send(wire.encode(wire.ScanStart(
+            scan_id="zeros", width=w, height=h, channels=c, offset_kev=0.0, gain_kev=0.001,
+            dwell_s=0.01, beam_spot_um=50.0, pixel_size_um=100.0, counts_dtype="<u2")))
+        push.send(body)
+        push.send(wire.encode(wire.ScanEnd(scan_id="zeros", status="success", pixel_count=n)))
+        s = d.wait(lambda s: s.state == "idle" and s.scan_id == "zeros", timeout_s=60,
+                   what="scan end")
+    finally:
+        push.close(0)
+        d.stop()
+    assert s.counters["accepted"] == n
+    path = d.recordings / "zeros.h5"
+    on_disk = path.stat().st_blocks * 512
+    assert on_disk < 2 << 20, f"{on_disk / 1e6:.1f} MB on disk"
+    with open_dataset(path) as ds:
+        assert ds.acquired.all() and ds.counts.shape == (h, w, c)
+        assert not np.asarray(ds.counts[::7]).any()
