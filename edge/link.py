@@ -33,13 +33,10 @@ class LinkError(RuntimeError):
 
 
 def refusal(status: wire.Status | None, scan_id: str) -> str | None:
-    """Why the daemon refused scan `scan_id`, if this status says it did."""
+    """Why the daemon refused scan `scan_id`, if this status says it did (SPEC.md 4.5)."""
     if status is None or status.scan_id != scan_id:
         return None
-    reason = getattr(status, "refused", "") or ""
-    if not reason and status.state == "idle":  # a daemon that keeps refusals in `detail`
-        reason = (status.detail.get("refused_scans") or {}).get(scan_id, "")
-    return reason or None
+    return status.refused or None
 
 
 def accepted_pixels(status: wire.Status) -> int:

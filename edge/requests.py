@@ -33,6 +33,7 @@ class RequestHandling:
     _next_models: str | None
     scan: ScanState | None
     finished: ScanState | None
+    refused_id: str | None
     seq: int
     not_inferred: Counter
 
@@ -82,7 +83,10 @@ class RequestHandling:
         """The `status` message: typed fields for what clients act on (SPEC.md 4.5: `state`
         "idle" with a `scan_id` means that scan has ended), `detail` for people, with
         `extra` (a control request's outcome) added to it."""
-        scan = self.scan or self.finished
+        # the last scan_start was refused (SPEC.md 4.5): its id and why, no scan's counters
+        refused = "" if self.scan or self.refused_id is None else (
+            self.stats.refused_scans.get(self.refused_id) or "refused")
+        scan = None if refused else self.scan or self.finished
         state = "scanning" if self.scan else "idle"
         counters = self.stats.counters() | {
             "previews_sent": self.publisher.sent,
@@ -107,21 +111,22 @@ class RequestHandling:
                 "filled": scan.canvas.filled,
                 "repeated": scan.canvas.repeated,
                 "seq_gaps": scan.seq_gaps,
-                "recording": str(scan.recorder.path) if scan.recorder else None,
+                "recording": scan.recorder.path.name if scan.recorder else None,  # no path
                 "active": scan is self.scan,
                 "end_status": scan.end_status,
                 "recording_status": scan.recording_status,
                 "record_error": scan.record_error,
             }
         return wire.Status(
-            scan_id=scan.scan_id if scan else "",
-            seq=self.seq,
+            scan_id=self.refused_id if refused else scan.scan_id if scan else "",
+            seq=0 if refused else self.seq,
             state=state,
             counters=counters,
             rates=self.stats.rates(),
             latency_ms=self.stats.latency_ms(),
             errors=self.stats.errors(),
             detail=detail | extra,
+            refused=refused,
         )
 
     def publish_status(self, now: float) -> None:

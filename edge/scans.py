@@ -149,11 +149,15 @@ class ScanLifecycle:
             self.stats.refused_scans[msg.scan_id] = reason
             self.stats.reject("scan_refused", 0, f"{msg.scan_id}: {reason}")
             log.warning("scan %s refused: %s", msg.scan_id, reason)
+            self.publish_status(time.monotonic())  # status.refused: the scanner learns it now
             return
         dtype = np.dtype(msg.counts_dtype).name
         self.scan = ScanState.open(msg, grid, self.sessions, self.cfg.max_batch, recorder, dtype,
                                    small=self.small_sessions)
         self.refused_id = None
+        log.info("scan %s accepted: %d x %d pixels, %d channels, %s", msg.scan_id, msg.width,
+                 msg.height, msg.channels,
+                 f"recording {recorder.path.name}" if recorder else "not recorded")
         now = time.monotonic()
         self.publisher.publish(self.scan.canvas, msg.scan_id, self.seq, now, force=True)
         self.publish_status(now)

@@ -82,6 +82,7 @@ class Watcher:
         self.finished = False
         self.strict = False  # True: apply only the followed scan's frames (edge watch)
         self.refused: tuple[str, str] | None = None
+        self.refusals_before = 0  # scan_starts refused before we joined: not ours to report
         self.timeout_s = timeout_s
         time.sleep(0.2)  # let the subscription reach the publisher before the snapshot
 
@@ -125,8 +126,10 @@ class Watcher:
             if s.state == "scanning":
                 self.target, self.finished = s.scan_id, False
                 self.resync()  # SPEC.md 5: a new scan began: its snapshot
-            elif reason := refused_reason(s):
+            elif (reason := refused_reason(s)) and \
+                    s.errors.get("scan_refused", 0) > self.refusals_before:
                 self.refused = (s.scan_id, reason)
+                self.refusals_before = s.errors.get("scan_refused", 0)
         elif not self.finished and (s.scan_id != self.target or s.state == "idle"):
             self.finished = True
             scan = s.detail.get("scan") or {}
@@ -145,8 +148,8 @@ def ended_scan(status: wire.Status) -> str | None:
 
 
 def refused_reason(status: wire.Status) -> str:
-    """Why the daemon refused scan `status.scan_id`, if this status says it did."""
-    return str(getattr(status, "refused", "") or status.detail.get("refused") or "")
+    """Why the daemon refused scan `status.scan_id`, if this status says it did (SPEC 4.5)."""
+    return status.refused
 
 
 def request(endpoint: str, message, timeout_s: float = 10.0, keys: ClientKeys | None = None):
@@ -200,6 +203,7 @@ def watch(
                              f"--snapshot") from None
         if snap.status and snap.status.state == "scanning":
             w.target = snap.scan_id  # follow the open scan; a scan already over is not it
+        w.refusals_before = snap.status.errors.get("scan_refused", 0) if snap.status else 0
         t_end = time.monotonic() + timeout_s
         last_png = 0.0
         while time.monotonic() < t_end:

@@ -43,13 +43,13 @@ _FIELDS = {
     ),
     "scan_end": ("scan_id", "status", "pixel_count", "detail"),
     "status": ("scan_id", "seq", "state", "counters", "rates", "latency_ms", "errors", "detail",
-               "foreign", "out_of_domain"),
+               "foreign", "out_of_domain", "refused"),
     "control": ("command", "models"),
     "pixel_request": ("scan_id", "x", "y"),
     "error": ("reason", "path", "detail"),
 }
 # optional fields (1.1) written only when they say something, so 1.0 messages keep their bytes
-_OMIT_EMPTY = {"beam_spot_um", "pixel_size_um", "foreign", "out_of_domain"}
+_OMIT_EMPTY = {"beam_spot_um", "pixel_size_um", "foreign", "out_of_domain", "refused"}
 _FLOAT_FIELDS = {"offset_kev", "gain_kev", "dwell_s", "beam_spot_um", "pixel_size_um",
                  "live_time_s", "real_time_s"}
 
@@ -108,7 +108,7 @@ def to_wire(msg: Message, *, layout: str = "auto") -> dict:
     elif isinstance(msg, Message) and msg.TYPE in _FIELDS:
         for name in _FIELDS[msg.TYPE]:
             v = _py(getattr(msg, name))
-            if name in _OMIT_EMPTY and (v is None or v == [] or v == {}):
+            if name in _OMIT_EMPTY and (v is None or v == [] or v == {} or v == ""):
                 continue
             head[name] = float(v) if name in _FLOAT_FIELDS and type(v) is int else v
     else:

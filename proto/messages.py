@@ -178,6 +178,7 @@ class Status(Message):
     detail: dict = field(default_factory=dict)  # free-form, JSON-like
     foreign: tuple[str, ...] = ()  # 1.1: topics served by a model foreign to the scan
     out_of_domain: dict = field(default_factory=dict)  # 1.1: topic -> fraction in 0..1
+    refused: str = ""  # 1.1: non-empty: scan `scan_id` was refused at its scan_start, why
 
 
 @dataclass(frozen=True, eq=False)

@@ -258,6 +258,7 @@ def check_status(m: dict, p: str = "") -> Status:
         errors=c.str_map(m.get("errors", {}), p + "errors", c.count),
         detail=c.free_map(m.get("detail", {}), p + "detail"),
         **status_marks(m, p),
+        refused=c.text(m.get("refused", ""), p + "refused", MAX_STRING),
     )
     return o
 

@@ -113,3 +113,61 @@ def test_item6_watch_writes_the_abandoned_scan_not_the_next(world, tmp_path):
         assert np.abs(rgb[::f, ::f].astype(int) - ref.astype(int)).max() <= 1
     finally:
         d.stop()
+
+
+def test_item5_refused_scan_is_loud_everywhere(world, tmp_path):
+    """A scan the daemon refuses: replay exits 1 naming the reason (it used to print
+    "replayed N pixels" and exit 0), watch reports the refusal and writes no PNGs (it used
+    to print "done" for the previous scan and write its PNGs), status names the refused
+    scan with the reason and keeps it through a later flood of unknown_scan spectra, and
+    the daemon logs the accepted scan (INFO) and the refused one (WARNING)."""
+    from edge.replay import connect
+    from proto import wire
+
+    _, models = world
+    good = make_scan(tmp_path / "good.h5", 3, 4, seed=3)
+    # a calibration that stops at 0.5 keV: the models (0.05-16 keV) cannot be served
+    bad = make_scan(tmp_path / "bad.h5", 3, 4, grid=EnergyGrid(0.0, 0.001, 512), seed=4)
+    log = tmp_path / "log"
+    d = Daemon(models, tmp_path / "rec", log=log).start()
+    try:
+        r = edge("replay", str(good), "--ingest", d.ingest, "--snapshot", d.snapshot,
+                 "--scan-id", "P")
+        assert r.returncode == 0 and "confirmed: 12 pixels accepted" in r.stdout, r.stderr
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "edge", "watch", "--previews", d.previews, "--snapshot",
+             d.snapshot, "--out", str(tmp_path / "png"), "--every", "0.3", "--timeout", "40"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            time.sleep(2.0)  # joined while idle after scan P
+            r = edge("replay", str(bad), "--ingest", d.ingest, "--snapshot", d.snapshot,
+                     "--scan-id", "R")
+            w_out, w_err = watch.communicate(timeout=60)
+        finally:
+            if watch.poll() is None:
+                watch.kill()
+        assert r.returncode == 1 and "replayed" not in r.stdout, r.stdout
+        err = r.stderr.strip().splitlines()
+        assert len(err) == 1 and "Traceback" not in r.stderr, r.stderr
+        assert "the daemon refused scan R:" in err[0] and "keV" in err[0], err
+        assert watch.returncode == 1 and "done" not in w_out, w_out
+        assert "scan R was refused by the daemon:" in w_err, w_err
+        assert not (tmp_path / "png").exists()  # not P's pictures under R's name
+        s = d.status()
+        assert s.scan_id == "R" and s.state == "idle" and s.seq == 0
+        assert s.refused and "keV" in s.refused
+        assert "scan_pixels_accepted" not in s.counters  # P's counters are not R's
+        push = connect(d.ingest)  # a flood of spectra for scans nobody started
+        one = wire.encode(wire.Spectra(
+            scan_id="ghost", seq=1, x=np.zeros(1, np.uint32), y=np.zeros(1, np.uint32),
+            live_time_s=np.full(1, 0.01, np.float32), real_time_s=np.full(1, 0.01, np.float32),
+            counts=np.ones((1, STREAM_GRID.channels), np.uint16)))
+        for _ in range(50):
+            push.send(one)
+        push.close(5000)
+        s = d.wait(lambda s: s.errors.get("unknown_scan", 0) >= 50, what="the flood counted")
+        assert s.scan_id == "R" and "keV" in s.refused  # the refusal is not overwritten
+    finally:
+        d.stop()
+    text = log.read_text()
+    assert "scan P accepted: 4 x 3 pixels" in text and "scan R refused: " in text

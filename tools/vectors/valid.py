@@ -158,6 +158,10 @@ def valid_cases() -> list[tuple[str, Message, str]]:
                   "scan_last_seq": 5, "scan_seq_gaps": 0, "scan_seq_missing": 0},
         errors={"out_of_range": 1},
     )
+    # 1.1: the daemon refused scan s2 at its scan_start, and says why (SPEC.md 4.5)
+    refused = Status("s2", 0, "idle", counters={"messages": 1, "rejected_total": 1},
+                     errors={"scan_refused": 1},
+                     refused="counts dtype '<f4' is not uint16 or uint32")
     full_rgb = Preview(
         "rgb", "s1", 3, (0, 0, 4, 3), True, ("R", "G", "B"), np.zeros((3, 4, 3), "|u1")
     )
@@ -178,6 +182,7 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         ("preview_trust_region", trust, "auto"),
         ("status_idle", Status("", 0), "auto"),
         ("status_scanning", status, "auto"),
+        ("status_scan_refused", refused, "auto"),
         ("status_scan_ended", ended, "auto"),
         ("status_scan_accounted", accounted, "auto"),
         ("snapshot_request_all", SnapshotRequest(), "auto"),
