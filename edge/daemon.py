@@ -77,6 +77,8 @@ class Daemon(ScanLifecycle, RequestHandling):
         self.finished: ScanState | None = None  # last closed scan, still served to snapshots
         self.refused_id: str | None = None
         self.not_inferred: Counter[str] = Counter()  # recorded, not inferred: pixels by reason
+        self.request_errors: Counter[str] = Counter()  # refused requests, by reason
+        self.last_request_error = ""
         self.stopping = False
         self._pending: list[tuple[float, object]] = []
         self._pending_pixels = 0

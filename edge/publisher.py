@@ -28,7 +28,11 @@ class Publisher:
         self._last: dict[str, float] = dict.fromkeys(PUB_TOPICS, 0.0)
         self._last_full: dict[str, float] = dict.fromkeys(PREVIEW_TOPICS, 0.0)
         self.sent = 0
-        self.dropped = 0
+        # per topic: PUB drops silently for a slow subscriber (ZeroMQ tells the sender
+        # nothing), so the daemon cannot count those; a subscriber can, by comparing what
+        # it received of a topic with these (SPEC.md 4.5)
+        self.sent_by_topic: dict[str, int] = dict.fromkeys(PUB_TOPICS, 0)
+        self.dropped = 0  # sends ZeroMQ refused (EAGAIN): PUB never does, so this stays 0
         self.failed = 0  # messages that could not be built or encoded (logged, never raised)
         self.last_failure = ""
 
@@ -45,6 +49,7 @@ class Publisher:
             self.fail(topic, e)
             return False
         self.sent += 1
+        self.sent_by_topic[topic] = self.sent_by_topic.get(topic, 0) + 1
         return True
 
     def fail(self, topic: str, e: BaseException) -> None:

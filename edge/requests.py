@@ -36,6 +36,8 @@ class RequestHandling:
     refused_id: str | None
     seq: int
     not_inferred: Counter
+    request_errors: Counter  # refused requests by reason
+    last_request_error: str
 
     def on_control(self, msg: wire.Control) -> dict:
         if msg.command == "reload_models":
@@ -63,7 +65,7 @@ class RequestHandling:
                     try:
                         result = self.on_control(msg)
                     except Rejected as r:
-                        self.stats.reject(r.reason, 0, r.detail)
+                        self.refuse_request(r.reason, r.detail)
                         result = {"ok": False, "reason": r.reason}
                     reply = self.snapshot((), control=result)
                 elif isinstance(msg, wire.PixelRequest):  # a viewer's click: from the file
@@ -73,12 +75,19 @@ class RequestHandling:
                 out = wire.encode(reply)
             except Exception as e:
                 reason = getattr(e, "reason", "malformed")
-                self.stats.reject(reason, 0, f"snapshot request: {e}")
-                out = wire.encode(wire.Error(reason=reason, detail=str(e)[:500]))
+                self.refuse_request(reason, str(e))
+                out = wire.encode(wire.Error(reason=reason, path=str(getattr(e, "path", "")),
+                                             detail=str(e)[:500]))
             with contextlib.suppress(zmq.ZMQError):  # the client left: nothing to do
                 self.router.send_multipart([ident, *envelope, out], flags=zmq.NOBLOCK)
 
     # ---- state out ----------------------------------------------------------------------
+    def refuse_request(self, reason: str, detail: str) -> None:
+        """A request answered with a refusal: counted apart from ingest (`errors` and
+        `rejected_total` are the scanner's; `rejected_requests` the clients', SPEC.md 4.5)."""
+        self.request_errors[reason] += 1
+        self.last_request_error = f"{reason}: {detail}"[:300]
+
     def status_message(self, **extra) -> wire.Status:
         """The `status` message: typed fields for what clients act on (SPEC.md 4.5: `state`
         "idle" with a `scan_id` means that scan has ended), `detail` for people, with
@@ -89,15 +98,17 @@ class RequestHandling:
         scan = None if refused else self.scan or self.finished
         state = "scanning" if self.scan else "idle"
         counters = self.stats.counters() | {
+            "rejected_requests": sum(self.request_errors.values()),
             "previews_sent": self.publisher.sent,
-            "previews_dropped": self.publisher.dropped,
             "previews_failed": self.publisher.failed,
             "not_inferred": sum(self.not_inferred.values()),
-        }
+        } | {f"previews_sent.{t}": n for t, n in self.publisher.sent_by_topic.items()}
         detail = self.stats.detail() | {
             "models": describe(self.sessions),
             "models_error": self.models_error,
             "last_reload": self.last_reload,
+            "request_errors": dict(self.request_errors),
+            "last_request_error": self.last_request_error,
             "reload_pending": self.reload_pending,
             "last_publish_failure": self.publisher.last_failure,
         }

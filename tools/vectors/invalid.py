@@ -33,6 +33,15 @@ def _framing_cases() -> list[Case]:
         ("trailing_bytes", good + b"\xc0", "malformed", "", "a second object after the map"),
         ("truncated", good[:-3], "malformed", "", "the map ends early"),
         (
+            "duplicate_key",
+            b"\x86" + b"".join(msgpack.packb(v) for v in (
+                "type", "scan_end", "version", [1, 1], "scan_id", "s1", "status", "success",
+                "pixel_count", 12, "status", "abort")),
+            "malformed",
+            "",
+            "a key twice in one map (1.1): which value counts would differ between decoders",
+        ),
+        (
             "forged_bin_length",
             b"\x83\xa4type\xa7spectra\xa7version\x92\x01\x00\xa6pixels\xc6\x7f\xff\xff\xff",
             "malformed",
