@@ -95,6 +95,8 @@ def to_wire(msg: Message, *, layout: str = "auto") -> dict:
             frames=tuple(to_wire(f) for f in msg.frames),
             status=None if msg.status is None else to_wire(msg.status),
         )
+        if msg.parts != 1 or msg.part:  # 1.1, only when the snapshot takes several replies
+            head.update(part=_py(msg.part), parts=_py(msg.parts))
     elif isinstance(msg, PixelReply):
         counts = np.asarray(msg.counts)
         cdt = "<u2" if counts.dtype.itemsize <= 2 and counts.dtype.kind == "u" else "<u4"
@@ -105,6 +107,8 @@ def to_wire(msg: Message, *, layout: str = "auto") -> dict:
             head[name] = float(_py(getattr(msg, name)))
     elif isinstance(msg, SnapshotRequest):
         head["topics"] = tuple(msg.topics)
+        if msg.part:  # 1.1
+            head["part"] = _py(msg.part)
     elif isinstance(msg, Message) and msg.TYPE in _FIELDS:
         for name in _FIELDS[msg.TYPE]:
             v = _py(getattr(msg, name))

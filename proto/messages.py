@@ -28,6 +28,7 @@ MAX_ELEMENTS = 64  # element maps per preview
 MAX_STRING = 65536  # any one msgpack str, bytes (UTF-8)
 MAX_ID = 256  # scan_id, names, dictionary keys, characters
 MAX_CONTAINER = 4096  # entries in any one msgpack array or map
+MAX_PARTS = 65536  # replies one snapshot may take (1.1, SPEC.md 4.7)
 MAX_DEPTH = 8  # nesting of free-form maps (instrument, detail)
 
 # A well-formed pixel is always recorded; it is inferred only when its numbers allow it
@@ -185,6 +186,7 @@ class Status(Message):
 class SnapshotRequest(Message):
     TYPE: ClassVar[str] = "snapshot_request"
     topics: tuple[str, ...] = PREVIEW_TOPICS
+    part: int = 0  # 1.1: which reply of a snapshot too big for one (SPEC.md 4.7)
 
 
 @dataclass(frozen=True, eq=False)
@@ -195,6 +197,8 @@ class SnapshotReply(Message):
     scan_start: ScanStart | None
     frames: tuple[Preview, ...]
     status: Status | None = None
+    part: int = 0  # 1.1: this reply's part of the snapshot, 0 .. parts - 1
+    parts: int = 1  # 1.1: replies the whole snapshot takes; ask for the others by `part`
 
 
 @dataclass(frozen=True, eq=False)

@@ -21,6 +21,7 @@ from proto.messages import (
     MAX_CHANNELS,
     MAX_ELEMENTS,
     MAX_HEIGHT,
+    MAX_PARTS,
     MAX_PIXELS_PER_MESSAGE,
     MAX_STRING,
     MAX_WIDTH,
@@ -268,7 +269,7 @@ def check_snapshot_request(m: dict, p: str = "") -> SnapshotRequest:
     for i, t in enumerate(topics):
         c.word(t, f"{p}topics.{i}", PREVIEW_TOPICS)
     o = new(SnapshotRequest)
-    o.__dict__.update(topics=topics)
+    o.__dict__.update(topics=topics, part=c.integer(m.get("part", 0), p + "part", 0, MAX_PARTS))
     return o
 
 
@@ -286,6 +287,8 @@ def check_snapshot_reply(m: dict, p: str = "") -> SnapshotReply:
         frames=tuple(_nested(f, f"{p}frames.{i}", "preview") for i, f in enumerate(frames)),
         status=None if status is None else _nested(status, p + "status", "status"),
     )
+    parts = c.integer(m.get("parts", 1), p + "parts", 1, MAX_PARTS)
+    o.__dict__.update(part=c.integer(m.get("part", 0), p + "part", 0, parts - 1), parts=parts)
     return o
 
 

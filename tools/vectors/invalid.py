@@ -217,6 +217,13 @@ def _other_cases() -> list[Case]:
             "",
         ),
         (
+            "snapshot_reply_part_beyond",  # 1.1: part counts from 0 and stays below parts
+            mut(reply, lambda m: m.update(part=2, parts=2)),
+            "bad_value",
+            "part",
+            "",
+        ),
+        (
             "snapshot_reply_start_type",
             mut(reply, put("scan_start.type", "scan_end")),
             "bad_value",

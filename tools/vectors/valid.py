@@ -166,6 +166,9 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         "rgb", "s1", 3, (0, 0, 4, 3), True, ("R", "G", "B"), np.zeros((3, 4, 3), "|u1")
     )
     full_trust = Preview("trust", "s1", 3, (0, 0, 4, 3), True, ("trust",), np.zeros((3, 4), "<f4"))
+    # 1.1: a snapshot in parts (SPEC.md 4.7): part 1 of 2, one tile (row 2) of trust
+    tile_trust = Preview("trust", "s1", 3, (0, 2, 4, 1), False, ("trust",),
+                         np.zeros((1, 4), "<f4"))
     return [
         ("scan_start_full", start, "auto"),
         ("scan_start_small", small_start, "auto"),
@@ -187,10 +190,16 @@ def valid_cases() -> list[tuple[str, Message, str]]:
         ("status_scan_accounted", accounted, "auto"),
         ("snapshot_request_all", SnapshotRequest(), "auto"),
         ("snapshot_request_rgb", SnapshotRequest(("rgb",)), "auto"),
+        ("snapshot_request_part", SnapshotRequest(("trust",), part=1), "auto"),
         ("snapshot_reply_empty", SnapshotReply("", 0, None, ()), "auto"),
         (
             "snapshot_reply_full",
             SnapshotReply("s1", 3, small_start, (full_rgb, full_trust), status),
+            "auto",
+        ),
+        (
+            "snapshot_reply_part",
+            SnapshotReply("s1", 3, small_start, (tile_trust,), status, part=1, parts=2),
             "auto",
         ),
         ("control_reload", Control("reload_models"), "auto"),
