@@ -77,6 +77,12 @@ class Config:
     # at 10-20% more CPU per spectrum (pool hand-offs); 1 where CPU is what runs out
     threads: int = 2
     status_every_s: float = 1.0
+    # ZeroMQ CURVE on all three channels (edge/security.py), off when all three are "":
+    # a folder made by `python -m edge keys DIR`, or its two parts given separately
+    curve_keys: str = ""
+    curve_server_key: str = ""  # the daemon's secret key file (server.key_secret)
+    curve_clients: str = ""  # folder of the admitted clients' public keys (*.key)
+    insecure: bool = False  # serve beyond loopback without CURVE (a trusted network only)
 
     def __post_init__(self) -> None:
         # code that builds a Config directly gets the same checks as a file or a flag
@@ -212,6 +218,11 @@ HELP = {
     "flush_pixels": "recording flushed as soon as this many pixels wait",
     "threads": "ONNX Runtime intra-op threads per model",
     "status_every_s": "status published this often",
+    "curve_keys": "CURVE key folder from `python -m edge keys DIR` (server.key_secret and "
+                  "clients/): only clients whose public key is in clients/ are admitted",
+    "curve_server_key": "CURVE: the daemon's secret key file (overrides curve_keys')",
+    "curve_clients": "CURVE: folder of admitted clients' public keys (overrides curve_keys')",
+    "insecure": "allow endpoints beyond loopback without CURVE (trusted networks only)",
 }
 
 

@@ -34,6 +34,7 @@ from edge.publisher import Publisher
 from edge.requests import RequestHandling
 from edge.scan import Rejected, ScanState
 from edge.scans import ScanLifecycle
+from edge.security import Authenticator, check_exposure, hide_root, server_keys
 from edge.status import Stats
 from proto import wire
 from proto.bundle import BundleError
@@ -46,19 +47,25 @@ class Daemon(ScanLifecycle, RequestHandling):
     def __init__(self, cfg: Config) -> None:
         self.cfg = cfg
         self.ctx = zmq.Context.instance()
-        self.pull = self.ctx.socket(zmq.PULL)
+        # who may connect (edge/security.py): CURVE on all three sockets when keys are given;
+        # no endpoint beyond loopback without it unless the operator said --insecure
+        keys = server_keys(cfg.curve_keys, cfg.curve_server_key, cfg.curve_clients)
+        check_exposure((cfg.ingest, cfg.previews, cfg.snapshot), keys is not None, cfg.insecure)
+        self.auth = Authenticator(self.ctx, keys) if keys else None  # its thread is a daemon
+        self.models_root = cfg.models  # reload_models takes folders inside it only
+        self.pull = self._secure(self.ctx.socket(zmq.PULL))
         # ZeroMQ drops a peer whose frame is over the limit before buffering it, and holds at
         # most ingest_hwm messages per peer: ingest_hwm x max_frame_bytes <= the budget
         self.pull.setsockopt(zmq.MAXMSGSIZE, cfg.max_frame_bytes)
         self.pull.setsockopt(zmq.RCVHWM, cfg.ingest_hwm)
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pull.bind(cfg.ingest)
-        self.pub = self.ctx.socket(zmq.PUB)
+        self.pub = self._secure(self.ctx.socket(zmq.PUB))
         self.pub.setsockopt(zmq.SNDHWM, cfg.sndhwm)
         self.pub.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)  # it receives only these
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.bind(cfg.previews)
-        self.router = self.ctx.socket(zmq.ROUTER)
+        self.router = self._secure(self.ctx.socket(zmq.ROUTER))
         self.router.setsockopt(zmq.LINGER, 0)
         self.router.setsockopt(zmq.ROUTER_MANDATORY, 0)
         self.router.setsockopt(zmq.MAXMSGSIZE, cfg.request_max_bytes)
@@ -86,6 +93,11 @@ class Daemon(ScanLifecycle, RequestHandling):
         if cfg.record:
             self.resume_open_scan()
 
+    def _secure(self, sock: zmq.Socket) -> zmq.Socket:
+        if self.auth is not None:
+            self.auth.secure(sock)  # before bind: the socket is a CURVE server
+        return sock
+
     # ---- models -------------------------------------------------------------------------
     def load_models(self, initial: bool = False) -> None:
         folder = self._next_models or self.cfg.models
@@ -93,19 +105,20 @@ class Daemon(ScanLifecycle, RequestHandling):
         try:
             sessions = load_models(folder, threads=self.cfg.threads)
             small = load_models(folder, threads=1) if self.cfg.threads > 1 else sessions
-        except (BundleError, OSError, ValueError) as e:
-            self.last_reload = f"refused: {e}"
+        except (BundleError, OSError, ValueError) as e:  # replies name no path (security.py)
+            self.last_reload = hide_root(f"refused: {e}", self.models_root)
             if initial:
-                self.models_error = str(e)
+                self.models_error = hide_root(str(e), self.models_root)
             log.warning("models not loaded, keeping the old ones: %s", e)
             return
         except Exception as e:  # ORT refusing a graph is as much a bad bundle as a bad hash
-            self.last_reload = f"refused: {type(e).__name__}: {e}"
+            self.last_reload = hide_root(f"refused: {type(e).__name__}: {e}", self.models_root)
             log.warning("models not loaded, keeping the old ones: %s", e)
             return
         self.sessions, self.small_sessions, self.models_error = sessions, small, ""
         self.cfg.models = str(folder)
-        self.last_reload = f"ok {time.strftime('%H:%M:%S')}: {sorted(sessions)} from {folder}"
+        self.last_reload = hide_root(
+            f"ok {time.strftime('%H:%M:%S')}: {sorted(sessions)} from {folder}", self.models_root)
         log.info("models loaded: %s", describe(sessions))
 
     def request_reload(self) -> None:
@@ -266,6 +279,8 @@ class Daemon(ScanLifecycle, RequestHandling):
                 log.error("closing recording on shutdown: %s", e)
         for s in (self.pull, self.pub, self.router):
             s.close(0)
+        if self.auth is not None:
+            self.auth.stop()
 
 
 def gather(msgs: list) -> tuple[np.ndarray, ...]:

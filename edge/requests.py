@@ -17,6 +17,7 @@ from edge.config import Config
 from edge.inference import describe
 from edge.publisher import Publisher
 from edge.scan import Rejected, ScanState
+from edge.security import inside_root
 from edge.status import Stats
 from proto import wire
 
@@ -31,6 +32,7 @@ class RequestHandling:
     last_reload: str
     reload_pending: bool
     _next_models: str | None
+    models_root: str
     scan: ScanState | None
     finished: ScanState | None
     refused_id: str | None
@@ -41,8 +43,12 @@ class RequestHandling:
 
     def on_control(self, msg: wire.Control) -> dict:
         if msg.command == "reload_models":
-            if msg.models:
-                self._next_models = msg.models
+            if msg.models:  # a folder inside the models root only: never an arbitrary path
+                folder = inside_root(self.models_root, msg.models)
+                if folder is None:  # the same answer whether or not such a path exists
+                    raise Rejected("forbidden_path", "models: give the name of a folder "
+                                   "inside the daemon's models folder")
+                self._next_models = str(folder)
             self.request_reload()
             return {"ok": True, "pending": self.reload_pending, "models": self.last_reload}
         raise Rejected("unknown_command", msg.command)
