@@ -124,7 +124,8 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
 def test_every_cli_flag_has_help():
     parser = build_parser()
     subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    assert set(subparsers.choices) == {"serve", "replay", "watch", "status", "reload"}
+    assert set(subparsers.choices) == {"serve", "replay", "watch", "status", "reload", "keys",
+                                       "view", "export-maps"}
     missing = [
         f"{name} {a.option_strings or a.dest}"
         for name, sub in subparsers.choices.items()
