@@ -192,7 +192,7 @@ def watch(
     every `every_s` and when it ends, and only its own (never a previous or a later
     scan's). Raises WatchError when the scan waited for is refused, or none ends in
     `timeout_s`; `until_end=False` (--follow) goes on to the next scans until the timeout."""
-    w = Watcher(previews, snapshot, keys=keys)
+    w = Watcher(previews, snapshot, timeout_s=min(10.0, timeout_s), keys=keys)
     w.strict = True
     try:
         try:
