@@ -83,6 +83,8 @@ def js(driver, code: str, *args):
 
 
 def daemon_final(d: Daemon) -> dict[str, np.ndarray]:
+    """The daemon's canvases once it has closed the scan (replay returns before that)."""
+    d.wait(lambda s: s.state == "idle" and s.scan_id == "painting", what="the scan's end")
     reply = request(d.snapshot, wire.SnapshotRequest(), 10.0)
     return {f.topic: np.asarray(f.data) for f in reply.frames}
 

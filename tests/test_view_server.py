@@ -100,7 +100,9 @@ async def follow(url: str, until, page: Page, ws=None, timeout_s: float = 20.0):
             continue
 
 
-def final_canvases(d: Daemon) -> dict[str, np.ndarray]:
+def final_canvases(d: Daemon, scan_id: str) -> dict[str, np.ndarray]:
+    """The daemon's canvases once it has closed `scan_id` (replay returns before that)."""
+    d.wait(lambda s: s.state == "idle" and s.scan_id == scan_id, what=f"end of {scan_id}")
     reply = request(d.snapshot, wire.SnapshotRequest(), 10.0)
     return {f.topic: np.asarray(f.data) for f in reply.frames}
 
@@ -114,7 +116,7 @@ def test_websocket_overview_detail_and_pixel(world):
             await follow(v.url, lambda p: p.scan.get("t") == "scan", page, ws)
             await asyncio.get_running_loop().run_in_executor(
                 None, lambda: replay(scan, d.ingest, scan_id="ws", pixels_per_message=16))
-            ref = await asyncio.get_running_loop().run_in_executor(None, final_canvases, d)
+            ref = await asyncio.get_running_loop().run_in_executor(None, final_canvases, d, "ws")
             over = block_mean(ref["elements"], 2)
 
             def converged(p: Page) -> bool:

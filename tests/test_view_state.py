@@ -114,3 +114,17 @@ def test_a_page_gets_the_overview_then_only_what_changed_then_detail_on_zoom():
                                   st.full["elements"][:, 2:7, 1:7])
     b.zoom(st, None)
     assert json.loads(b.jobs(st)[0]()) == {"t": "detail"}
+
+
+def test_out_of_domain_masks_and_the_trust_threshold_reach_the_page():
+    st = ViewState(max_side=4)
+    st.reset("s", start(8, 8))  # level 1: 4 x 4 blocks
+    domain = np.zeros((8, 8), np.uint8)
+    domain[5, 6] = 1  # one pixel outside the training domain
+    st.apply(wire.Preview("trust", "s", 1, (0, 0, 8, 8), True, ("trust",),
+                          np.ones((8, 8), np.float32), domain=domain, threshold=0.7))
+    head, payload = unpack(next(m for m in (j() for j in Browser().jobs(st))
+                                if isinstance(m, bytes)))
+    assert head["topic"] == "trust" and head["threshold"] == 0.7 and head["domain"] is True
+    mask = np.frombuffer(payload[4 * 16:], np.uint8).reshape(4, 4)
+    assert mask[2, 3] == 1 and mask.sum() == 1  # its block is marked, no other

@@ -3,9 +3,9 @@
 Subscribe first, then ask for a snapshot, then apply previews of the same scan whose seq
 is above the snapshot's. A new snapshot is taken when:
 - a preview names another scan (a new scan began), or a status says another scan is
-  being scanned;
-- a preview does not fit the canvas, or a status's seq went backwards (the daemon
-  restarted);
+  being scanned, or that the scan it said was idle is being scanned again (a re-run of the
+  same id: its seq starts again);
+- a preview does not fit the canvas;
 - one drain of the SUB socket found `BACKLOG` messages or more: the viewer fell behind
   and the daemon's PUB high-water mark may have dropped previews;
 - nothing at all arrived for `quiet_s` (the daemon sends a status every second).
@@ -65,6 +65,7 @@ class CloneClient(threading.Thread):
         self.bad_messages = 0
         self.link_ok: bool | None = None
         self._stale: set[str] = set()  # scans a snapshot showed are over: their late previews
+        self._ended: str | None = None  # the scan the last status on PUB said was idle
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -123,14 +124,16 @@ class CloneClient(threading.Thread):
             return False
         st = self.state
         if isinstance(msg, wire.Status):
-            old = st.status
             st.status = msg
             self.notify("status")
-            restarted = old is not None and msg.seq < old.seq and msg.scan_id == old.scan_id
+            # PUB order: "scanning" after "idle" of the same id is a re-run (SPEC 4.5), whose
+            # seq starts again: the old snapshot's seq would hide its previews
+            rerun = msg.state == "scanning" and msg.scan_id == self._ended
             other = msg.state == "scanning" and msg.scan_id != st.scan_id
+            self._ended = msg.scan_id if msg.state == "idle" else None
             if other:
                 self._stale.discard(msg.scan_id)
-            return restarted or other
+            return rerun or other
         if msg.scan_id != st.scan_id:
             return msg.scan_id not in self._stale
         if msg.seq <= self.snapshot_seq:

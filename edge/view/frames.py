@@ -14,7 +14,9 @@ Browser messages (all from the server):
   starts 4-byte aligned), then the raw little-endian payload: rgb uint8 [h, w, 3],
   elements float32 [E, h, w], trust float32 [h, w]. Header: t "region", topic, layer
   ("o" overview or "d" detail), level, x, y, w, h (in that level's pixels), gen, and for
-  elements names and vmax (the full-resolution maximum of each plane);
+  elements names and vmax (the full-resolution maximum of each plane), for trust the
+  calibrated threshold (null: none), and `domain: true` when a uint8 [h, w] out-of-domain
+  mask (1: outside the model's training domain; overview: any pixel of the block) follows;
 - text JSON `{"t": "status", ...}`, `{"t": "link", "ok", "text"}`, `{"t": "pixel", ...}`.
 """
 
@@ -26,7 +28,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from edge.view.state import TOPICS, ViewState, overview_level
+from edge.view.state import DOMAIN, TOPICS, ViewState, overview_level
 
 RESYNC_FRACTION = 0.25
 WHOLE = (0, 0, 1 << 30, 1 << 30)  # x0, y0, x1, y1: the whole canvas, whatever its size
@@ -101,7 +103,7 @@ class Browser:
                                           "h": y1 - y0} if detail else {})
                 out.append(lambda: json.dumps(msg))
                 if detail:
-                    pending = {t: WHOLE for t in TOPICS if state.has(t)} | pending
+                    pending = pending | {t: WHOLE for t in TOPICS if state.has(t)}
             for topic, box in pending.items():
                 if not state.has(topic):
                     continue
@@ -139,15 +141,22 @@ def _region_job(state: ViewState, topic: str, layer: str, level: int, box: Box, 
             if topic == "elements":
                 header |= {"names": list(state.names),
                            "vmax": [float(v) for v in state.vmax]}
-            return pack(header, data)
+            if topic == "trust":
+                header["threshold"] = state.threshold
+            parts = [data]
+            if state.has(DOMAIN + topic):
+                header["domain"] = True
+                parts.append(state.crop(DOMAIN + topic, level, x0, y0, x1 - x0, y1 - y0))
+            return pack(header, *parts)
 
     return build
 
 
-def pack(header: dict, data: np.ndarray) -> bytes:
+def pack(header: dict, *arrays: np.ndarray) -> bytes:
     head = json.dumps(header).encode()
     head += b" " * ((-(4 + len(head))) % 4)
-    return struct.pack("<I", len(head)) + head + np.ascontiguousarray(data).tobytes()
+    body = b"".join(np.ascontiguousarray(a).tobytes() for a in arrays)
+    return struct.pack("<I", len(head)) + head + body
 
 
 def status_json(state: ViewState) -> str | None:
@@ -158,4 +167,6 @@ def status_json(state: ViewState) -> str | None:
         "t": "status", "scan_id": s.scan_id, "seq": s.seq, "state": s.state,
         "counters": s.counters, "rates": s.rates, "latency_ms": s.latency_ms,
         "errors": s.errors, "detail": s.detail, "view_scan": state.scan_id,
+        "foreign": list(getattr(s, "foreign", ())), "refused": getattr(s, "refused", ""),
+        "out_of_domain": dict(getattr(s, "out_of_domain", {})),
     }, default=str)

@@ -22,6 +22,7 @@ from proto import wire
 MAX_SIDE = 1024  # pixels a side sent to a browser at once
 TOPICS = wire.PREVIEW_TOPICS
 SIGMA_SUFFIX = "_sigma"
+DOMAIN = "domain:"  # + topic: the preview's optional out-of-domain mask (SPEC 4.4, 1.1)
 
 
 def overview_level(width: int, height: int, max_side: int = MAX_SIDE) -> int:
@@ -61,6 +62,8 @@ def downsample(topic: str, a: np.ndarray, f: int) -> np.ndarray:
         return np.rint(planes).astype(np.uint8).transpose(1, 2, 0)
     if topic == "trust":
         return block_mean(a[None].astype(np.float32, copy=False), f)[0]
+    if topic.startswith(DOMAIN):  # a block is outside the domain if any of its pixels is
+        return block_max(a[None], f)[0]
     return block_mean(a, f)
 
 
@@ -93,6 +96,7 @@ class ViewState:
         self.full: dict[str, np.ndarray] = {}
         self.over: dict[str, np.ndarray] = {}
         self.status: wire.Status | None = None
+        self.threshold: float | None = None  # the trust score above which paint is unfamiliar
 
     # ---- writes (the Clone thread) ------------------------------------------------------
     def reset(self, scan_id: str, start: wire.ScanStart | None) -> None:
@@ -102,7 +106,7 @@ class ViewState:
             self.width, self.height = (start.width, start.height) if start else (0, 0)
             self.level = overview_level(self.width, self.height, self.max_side) if start else 0
             self.full, self.over, self.names = {}, {}, ()
-            self.peaks, self._vmax = None, None
+            self.peaks, self._vmax, self.threshold = None, None, None
 
     def apply(self, p: wire.Preview) -> tuple[int, int, int, int] | None:
         """Write one preview; the changed full-resolution box (x0, y0, w, h), or None when it
@@ -123,13 +127,23 @@ class ViewState:
             else:
                 full[y0:y0 + h, x0:x0 + w] = data
             self._refresh_overview(p.topic, x0, y0, w, h)
+            domain = getattr(p, "domain", None)
+            if domain is not None:
+                key = DOMAIN + p.topic
+                mask = self.full.get(key)
+                if mask is None:
+                    mask = self._allocate(key)
+                mask[y0:y0 + h, x0:x0 + w] = np.asarray(domain)
+                self._refresh_overview(key, x0, y0, w, h)
+            if p.topic == "trust" and getattr(p, "threshold", None) is not None:
+                self.threshold = float(p.threshold)
             self.seq = max(self.seq, p.seq)
             return x0, y0, w, h
 
     def _allocate(self, topic: str) -> np.ndarray:
         h, w = self.height, self.width
-        shape = {"rgb": (h, w, 3), "trust": (h, w)}[topic]
-        dtype = np.uint8 if topic == "rgb" else np.float32
+        shape = (h, w, 3) if topic == "rgb" else (h, w)
+        dtype = np.float32 if topic == "trust" else np.uint8
         self.full[topic] = np.zeros(shape, dtype)
         self.over[topic] = self._overview_like(topic, self.full[topic])
         return self.full[topic]
@@ -151,8 +165,8 @@ class ViewState:
             return full  # the same array: no second copy
         f = 1 << self.level
         oh, ow = -(-self.height // f), -(-self.width // f)
-        shape = {"rgb": (oh, ow, 3), "trust": (oh, ow), "elements": (len(self.names), oh, ow)}
-        return np.zeros(shape[topic], full.dtype)
+        shape = {"rgb": (oh, ow, 3), "elements": (len(self.names), oh, ow)}.get(topic, (oh, ow))
+        return np.zeros(shape, full.dtype)
 
     def _refresh_overview(self, topic: str, x0: int, y0: int, w: int, h: int) -> None:
         if self.level == 0:

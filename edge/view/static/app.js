@@ -48,6 +48,7 @@ function onScan(m) {
   S.det = null;
   S.trustT = null;
   S.trustAuto = true;
+  S.threshold = null;
   setNames(m.names);
   stats.scans++;
   if (same) changed();  // a resync of the same scan: keep the user's zoom
@@ -74,6 +75,7 @@ function onRegion(buf) {
     if (head.names.join() !== S.names.join()) setNames(head.names);
     S.vmax = head.vmax;
   }
+  if (head.topic === "trust") S.threshold = head.threshold;
   writeRegion(L, head, buf, 4 + hl);
   stats.regions++;
   stats.lastRegionAt = Date.now();
@@ -118,14 +120,20 @@ function scaleRange() {
   return [S.pct.lo, S.pct.hi];
 }
 
+// the daemon's calibrated threshold when it sends one (SPEC 4.4), else the top 5 % of this
+// scan; the slider overrides either
 function trustThreshold() {
-  if (!$("trust-toggle").checked || !S.ov || !S.ov.trust) return null;
+  if (!S.ov || !S.ov.trust) return null;
   if (S.trustAuto || S.trustT === null) {
     let max = 0;
     for (const v of S.ov.trust) if (v > max) max = v;
-    S.trustMax = max || 1;
-    S.trustT = percentiles(S.ov.trust, [0.95])[0] || S.trustMax;
+    const calibrated = typeof S.threshold === "number";
+    S.trustT = calibrated ? S.threshold : percentiles(S.ov.trust, [0.95])[0] || max || 1;
+    S.trustMax = Math.max(max, 1.5 * S.trustT) || 1;
     $("trust-threshold").value = String(Math.round((1000 * S.trustT) / S.trustMax));
+    $("trust-note").textContent = calibrated
+      ? "(calibrated: 99.5 % of the training spectra score lower)"
+      : "(no calibrated threshold: the top 5 % of this scan)";
   }
   $("trust-value").textContent = S.trustT.toPrecision(3);
   return S.trustT;
@@ -134,13 +142,13 @@ function trustThreshold() {
 function drawAll() {
   if (!S.dirty) return;
   S.dirty = false;
-  const T = trustThreshold();
-  const overlay = T === null ? null : (L) => maskCanvas(L, T);
-  drawView($("rgb-view"), layers(), (L) => L.rgbCanvas, overlay, S.view, S.W, S.H, S.marked);
+  const T = trustThreshold(), on = $("trust-toggle").checked;
+  const overlay = (topic) => (on ? (L) => maskCanvas(L, T, topic) : null);
+  drawView($("rgb-view"), layers(), (L) => L.rgbCanvas, overlay("rgb"), S.view, S.W, S.H, S.marked);
   const [lo, hi] = scaleRange();
   const valueIdx = S.values[S.sel], sigmaIdx = S.sigma[S.sel];
   drawView($("element-view"), layers(), (L) => (valueIdx === undefined ? null
-    : elementCanvas(L, valueIdx, sigmaIdx, lo, hi)), overlay, S.view, S.W, S.H, S.marked);
+    : elementCanvas(L, valueIdx, sigmaIdx, lo, hi)), overlay("elements"), S.view, S.W, S.H, S.marked);
   const name = S.names[valueIdx];
   drawColorbar($("colorbar"), lo, hi, name ? `${name} c/s` : "c/s");
   $("dl-legend").hidden = !(sigmaIdx >= 0);

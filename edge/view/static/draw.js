@@ -30,8 +30,8 @@ function makeLayer(level, x, y, w, h) {
   return {
     level, x, y, w, h, version: 0,
     rgbCanvas: canvas, rgbCtx: canvas.getContext("2d"), rgbImg: new ImageData(w, h),
-    el: null, names: null, trust: null,
-    elCanvas: null, elKey: "", maskCanvas: null, maskKey: "",
+    el: null, names: null, trust: null, domain: {},
+    elCanvas: null, elKey: "",
   };
 }
 
@@ -39,6 +39,12 @@ function makeLayer(level, x, y, w, h) {
 function writeRegion(L, head, buf, off) {
   const rx = head.x - L.x, ry = head.y - L.y, w = head.w, h = head.h;
   if (rx < 0 || ry < 0 || rx + w > L.w || ry + h > L.h) return false;
+  if (head.domain) {  // the out-of-domain mask follows the data
+    const bytes = w * h * (head.topic === "rgb" ? 3 : head.topic === "trust" ? 4 : 4 * head.names.length);
+    const src = new Uint8Array(buf, off + bytes, w * h);
+    const dst = L.domain[head.topic] || (L.domain[head.topic] = new Uint8Array(L.w * L.h));
+    for (let j = 0; j < h; j++) dst.set(src.subarray(j * w, j * w + w), (ry + j) * L.w + rx);
+  }
   if (head.topic === "rgb") {
     const src = new Uint8Array(buf, off, w * h * 3), d = L.rgbImg.data;
     for (let j = 0; j < h; j++) {
@@ -99,20 +105,25 @@ function elementCanvas(L, valueIdx, sigmaIdx, lo, hi) {
   return canvas;
 }
 
-// Trust scores at or above `threshold` as a red veil, the rest transparent.
-function maskCanvas(L, threshold) {
-  if (!L.trust || threshold === null) return null;
-  const key = `${threshold}|${L.version}`;
-  const canvas = offscreen(L, "maskCanvas");
-  if (L.maskKey === key) return canvas;
+// Unfamiliar paint (trust score at or above `threshold`) as a red veil, and pixels outside
+// the training domain of the model behind `topic` in orange; the rest transparent.
+function maskCanvas(L, threshold, topic) {
+  const domain = L.domain[topic];
+  if (!domain && (!L.trust || threshold === null)) return null;
+  const key = `${threshold}|${topic}|${L.version}`;
+  const name = `mask_${topic}`;
+  const canvas = offscreen(L, name);
+  if (L[`${name}Key`] === key) return canvas;
   const img = new ImageData(L.w, L.h), d = img.data;
-  for (let i = 0, t = 0; i < L.trust.length; i++, t += 4) {
-    if (L.trust[i] >= threshold && L.trust[i] > 0) {
+  for (let i = 0, t = 0; i < L.w * L.h; i++, t += 4) {
+    if (L.trust && threshold !== null && L.trust[i] >= threshold && L.trust[i] > 0) {
       d[t] = 255; d[t + 1] = 0; d[t + 2] = 40; d[t + 3] = 150;
+    } else if (domain && domain[i]) {
+      d[t] = 255; d[t + 1] = 150; d[t + 2] = 0; d[t + 3] = 150;
     }
   }
   canvas.getContext("2d").putImageData(img, 0, 0);
-  L.maskKey = key;
+  L[`${name}Key`] = key;
   return canvas;
 }
 

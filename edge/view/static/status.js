@@ -28,9 +28,6 @@ const END_WORDS = {
   success: "completed", abort: "stopped by the operator", fail: "stopped by the instrument",
 };
 
-const seenRefusals = new Set();
-let lastRefusal = null;
-
 function fmtCount(n) {
   return Number(n || 0).toLocaleString("en-US");
 }
@@ -44,12 +41,27 @@ function fmtDuration(s) {
 
 function showStatus(st) {
   const c = st.counters || {}, r = st.rates || {}, d = st.detail || {};
+  // how it ended is only in `detail` (for people): shown when there, never needed
   const end = d.scan && d.scan.scan_id === st.scan_id ? d.scan.end_status : "";
   let title = "No scan yet";
-  if (st.state === "scanning") title = `Scanning “${st.scan_id}”`;
+  if (st.refused) title = st.view_scan ? `Showing “${st.view_scan}”, the last scan taken` : title;
+  else if (st.state === "scanning") title = `Scanning “${st.scan_id}”`;
   else if (st.scan_id) title = `Scan “${st.scan_id}” ended` + (end ? `: ${END_WORDS[end] || end}` : "");
   $("scan-title").textContent = title;
+  if (!st.refused) showProgress(st, c, r);
+  const errors = Object.entries(st.errors || {}).filter(([, n]) => n > 0);
+  $("rejections").textContent = errors.length
+    ? "Rejected: " + errors.map(([k, n]) => `${fmtCount(n)} × ${REASON_WORDS[k] || k}`).join("; ")
+    : "Nothing rejected.";
 
+  const box = $("refusal");  // typed (SPEC 4.5, 1.1): every status says so until the next scan
+  box.hidden = !st.refused;
+  box.textContent = st.refused
+    ? `Scan “${st.scan_id}” was refused and not recorded: ${st.refused}` : "";
+}
+
+// progress, rate, time left and this scan's counters (absent while a refusal is shown)
+function showProgress(st, c, r) {
   const total = (c.width || 0) * (c.height || 0), filled = c.filled || 0;
   const frac = total ? Math.min(1, filled / total) : 0;
   $("progress-fill").style.width = `${(100 * frac).toFixed(2)}%`;
@@ -59,27 +71,25 @@ function showStatus(st) {
     parts.push(`${fmtCount(Math.round(rate))} pixels/s`);
     parts.push(`about ${rate > 0 ? fmtDuration((total - filled) / rate) : "–"} left`);
   }
-  parts.push(`${fmtCount(c.accepted)} accepted`);
+  if (c.scan_pixels_accepted !== undefined) {  // this scan's own counters (SPEC 4.5, 1.1)
+    parts.push(`${fmtCount(c.scan_pixels_accepted)} accepted, ${fmtCount(c.scan_pixels_recorded)} recorded`);
+    if (c.scan_pixels_refused) parts.push(`${fmtCount(c.scan_pixels_refused)} refused`);
+    if (c.scan_pixels_not_inferred) parts.push(`${fmtCount(c.scan_pixels_not_inferred)} recorded but not inferred`);
+  } else {
+    parts.push(`${fmtCount(c.accepted)} accepted`);
+  }
+  const ood = Object.entries(st.out_of_domain || {}).filter(([, f]) => f > 0);
+  if (ood.length) {
+    parts.push("outside the training domain: " + ood.map(([t, f]) => `${t} ${(100 * f).toFixed(1)} %`).join(", "));
+  }
   $("progress-text").textContent = parts.join(" · ");
 
-  const errors = Object.entries(st.errors || {}).filter(([, n]) => n > 0);
-  $("rejections").textContent = errors.length
-    ? "Rejected: " + errors.map(([k, n]) => `${fmtCount(n)} × ${REASON_WORDS[k] || k}`).join("; ")
-    : "Nothing rejected.";
-
-  for (const [id, why] of Object.entries(d.refused_scans || {})) {
-    if (!seenRefusals.has(id)) {
-      seenRefusals.add(id);
-      lastRefusal = { id, why, during: st.scan_id };
-    }
-  }
-  const box = $("refusal");
-  if (lastRefusal && (st.scan_id === lastRefusal.during || st.scan_id === lastRefusal.id)) {
-    box.textContent = `Scan “${lastRefusal.id}” was refused and not recorded: ${lastRefusal.why}`;
-    box.hidden = false;
-  } else {
-    box.hidden = true;
-  }
+  const foreign = st.foreign || [];
+  $("foreign").hidden = !foreign.length;
+  $("foreign").textContent = foreign.length
+    ? `The ${foreign.join(", ")} model${foreign.length > 1 ? "s were" : " was"} not trained for this `
+      + "scan's instrument: treat what it shows with caution."
+    : "";
 }
 
 function showLink(m) {
