@@ -1,7 +1,8 @@
 """`make bench` (archive part): PyMca labelling spectra/s on Dask, 1 vs 2 workers on the same
 data, the cost of each part, and the scaling to expect on N cores.
 
-    python bench/bench_archive.py [--datasets 4] [--height 16] [--width 64] [--light]
+    python bench/bench_archive.py [--datasets 2] [--height 16] [--width 64] [--block 1024]
+                                  [--light]
 
 Simulated M6 scans (4096 channels, 50 ms dwell) labelled by `python -m archive labels`'s
 library function on a LocalCluster of 1, then 2 worker processes (one thread each), with
@@ -84,11 +85,11 @@ def run(paths: list[str], cfg: Path, workers: int, block: int) -> tuple[float, f
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--datasets", type=int, default=4, help="scans (default 4)")
+    parser.add_argument("--datasets", type=int, default=2, help="scans (default 2)")
     parser.add_argument("--height", type=int, default=16, help="rows per scan (default 16)")
     parser.add_argument("--width", type=int, default=64, help="pixels per row (default 64)")
-    parser.add_argument("--block", type=int, default=512,
-                        help="pixels per task (default 512: several blocks per scan)")
+    parser.add_argument("--block", type=int, default=1024,
+                        help="pixels per task (default 1024: one block per default scan)")
     parser.add_argument("--light", action="store_true",
                         help="the cut-down test config instead of the shipped m6.cfg")
     args = parser.parse_args(argv)
@@ -111,6 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"refinement included; scheduler round trip {overhead * 1e3:.2f} ms/task)",
                   flush=True)
     report(parts, rates, overhead, args)
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(f"[bench archive] load average (1, 5, 15 min) at the end: {load} on "
+          f"{os.cpu_count()} cores (other work on the machine slows both runs)")
     return 0
 
 
