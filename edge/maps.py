@@ -22,13 +22,23 @@ def write_canvas(path: str | Path, canvas: Canvas, bundles: dict[str, str],
     """The canvas as it stands, into `path`'s predictions group (element maps exactly as
     published, float32 counts/s; RGB; trust; the mask of pixels that have predictions)."""
     uncertainty = getattr(canvas, "uncertainty", None)  # per-element 1 sigma, when a model gives it
+    masks = {"inferred": canvas.coverage}
+    extra: dict = {"pixels": int(canvas.filled)}
+    # how far the maps can be trusted, where the canvas tracks it (SPEC.md 4.4)
+    for topic, mask in (getattr(canvas, "domain", None) or {}).items():
+        masks[f"out_of_domain_{topic}"] = mask > 0
+    threshold = getattr(canvas, "threshold", None)
+    if threshold is not None:
+        masks["unfamiliar"] = canvas.coverage & (canvas.trust > threshold)
+        extra["trust_threshold"] = float(threshold)
+    if getattr(canvas, "foreign", None):
+        extra["foreign_topics"] = ",".join(sorted(canvas.foreign))
     predictions.write(
         path, dict(zip(canvas.element_names, canvas.elements, strict=True)),
         bundles=bundles, source=source, rgb=canvas.rgb, trust=canvas.trust,
         uncertainty=None if uncertainty is None else dict(
             zip(canvas.element_names, uncertainty, strict=True)),
-        masks={"inferred": canvas.coverage}, pixel_size_um=pixel_size_um,
-        attrs={"pixels": int(canvas.filled), **(attrs or {})},
+        masks=masks, pixel_size_um=pixel_size_um, attrs={**extra, **(attrs or {})},
     )
 
 

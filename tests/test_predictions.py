@@ -137,3 +137,25 @@ def test_export_maps_without_predictions_is_one_line(tmp_path, capsys):
     assert edge_main(["export-maps", str(scan), "--tiff", str(tmp_path / "t")]) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no 'predictions' group" in err
+
+
+def test_canvas_masks_out_of_domain_and_unfamiliar_pixels(tmp_path):
+    from edge.canvas import Canvas
+    from edge.maps import write_canvas
+
+    path = make_scan(tmp_path / "s.h5", H, W)
+    canvas = Canvas(H, W, ELEMENTS)
+    yy, xx = np.nonzero(np.ones((H, W), bool))
+    rng = np.random.default_rng(0)
+    canvas.update(xx[:-3], yy[:-3], rng.uniform(size=(H * W - 3, 3)),
+                  rng.gamma(2, 10, (H * W - 3, len(ELEMENTS))), rng.uniform(size=H * W - 3))
+    canvas.domain = {"elements": (rng.uniform(size=(H, W)) > 0.7).astype(np.uint8)}
+    canvas.threshold = 0.5
+    write_canvas(path, canvas, {"trust": "cd" * 32}, 50.0, source="test")
+    p = predictions.read(path)
+    np.testing.assert_array_equal(p.masks["inferred"], canvas.coverage)
+    assert not p.masks["inferred"][-1, -3:].any()
+    np.testing.assert_array_equal(p.masks["out_of_domain_elements"],
+                                  canvas.domain["elements"] > 0)
+    np.testing.assert_array_equal(p.masks["unfamiliar"], canvas.coverage & (canvas.trust > 0.5))
+    assert p.attrs["trust_threshold"] == 0.5 and p.x[1] == pytest.approx(0.05)
