@@ -1,6 +1,7 @@
 """The view server against a real daemon, read by a plain WebSocket client (no browser):
-overview regions equal the daemon's canvases at the overview level, a zoom brings full
-resolution, a click brings the recorded spectrum; the page, the origin and bind rules."""
+overview regions equal the daemon's canvases at the overview level (previews in tiles, the
+snapshot in parts), a zoom brings full resolution, a click brings the recorded spectrum;
+the page, the origin and bind rules; CURVE client keys."""
 
 from __future__ import annotations
 
@@ -32,7 +33,9 @@ def world(tmp_path_factory):
     root = tmp_path_factory.mktemp("view")
     models = make_line_bundles(root / "models")
     scan = make_painting(root / "painting.h5", H, W)
-    d = Daemon(models, root / "rec", log=root / "daemon.log").start()
+    # small limits: previews come as tiles and the snapshot in parts (SPEC 4.4, 4.7)
+    d = Daemon(models, root / "rec", "--max-preview-bytes", "8192", "--max-reply-bytes",
+               "40000", log=root / "daemon.log").start()
     v = ViewServer(d, root / "view.log", "--max-side", "32", "--log-level", "INFO")
     try:
         v.start()
@@ -103,8 +106,27 @@ async def follow(url: str, until, page: Page, ws=None, timeout_s: float = 20.0):
 def final_canvases(d: Daemon, scan_id: str) -> dict[str, np.ndarray]:
     """The daemon's canvases once it has closed `scan_id` (replay returns before that)."""
     d.wait(lambda s: s.state == "idle" and s.scan_id == scan_id, what=f"end of {scan_id}")
-    reply = request(d.snapshot, wire.SnapshotRequest(), 10.0)
-    return {f.topic: np.asarray(f.data) for f in reply.frames}
+    return assemble(d)
+
+
+def assemble(d: Daemon) -> dict[str, np.ndarray]:
+    """The daemon's whole canvases from a snapshot's parts and tiles (SPEC 4.4, 4.7)."""
+    first = request(d.snapshot, wire.SnapshotRequest(), 10.0)
+    replies = [first] + [request(d.snapshot, wire.SnapshotRequest(part=i), 10.0)
+                         for i in range(1, first.parts)]
+    w, h = first.scan_start.width, first.scan_start.height
+    out: dict[str, np.ndarray] = {}
+    for f in (f for r in replies for f in r.frames):
+        x0, y0, fw, fh = f.region
+        data = np.asarray(f.data)
+        if f.topic == "elements":
+            out.setdefault("elements", np.zeros((data.shape[0], h, w), np.float32))
+            out["elements"][:, y0:y0 + fh, x0:x0 + fw] = data
+        else:
+            out.setdefault(f.topic, np.zeros((h, w, 3) if f.topic == "rgb" else (h, w),
+                                             data.dtype))
+            out[f.topic][y0:y0 + fh, x0:x0 + fw] = data
+    return out
 
 
 def test_websocket_overview_detail_and_pixel(world):
@@ -126,6 +148,7 @@ def test_websocket_overview_detail_and_pixel(world):
 
             await follow(v.url, converged, page, ws)
             assert page.scan["level"] == 1 and page.scan["width"] == W
+            assert request(d.snapshot, wire.SnapshotRequest(), 5.0).parts > 1  # parts used
             rgb = np.rint(block_mean(ref["rgb"].transpose(2, 0, 1).astype(np.float32), 2))
             await follow(v.url, lambda p: np.array_equal(
                 p.layers.get(("rgb", "o")), rgb.astype(np.uint8).transpose(1, 2, 0)), page, ws)
@@ -172,3 +195,36 @@ def test_non_loopback_bind_needs_insecure():
     assert r.returncode == 2
     assert "--insecure" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_view_follows_a_curve_daemon_with_the_client_keys(tmp_path):
+    import urllib.request
+
+    from edge.security import load_client
+    from tests.edge_support import make_bundles, make_scan
+    from tests.test_edge_security import CurveDaemon, edge
+
+    keys = tmp_path / "keys"
+    assert edge("keys", str(keys)).returncode == 0
+    d = CurveDaemon(make_bundles(tmp_path / "models"), tmp_path / "rec", "--curve-keys",
+                    str(keys), keys=load_client(keys), log=tmp_path / "daemon.log").start()
+    keyed = ViewServer(d, tmp_path / "keyed.log", "--curve-keys", str(keys))
+    plain = ViewServer(d, tmp_path / "plain.log")
+
+    def state(v: ViewServer) -> dict:
+        return json.loads(urllib.request.urlopen(v.url + "/state", timeout=5).read())
+
+    try:
+        keyed.start()
+        plain.start()
+        replay(make_scan(tmp_path / "scan.h5", 3, 4), d.ingest, keys=load_client(keys),
+               scan_id="secret")
+        deadline = time.monotonic() + 20
+        while state(keyed)["scan_id"] != "secret" or state(plain)["link"]["ok"] is not False:
+            assert time.monotonic() < deadline, (state(keyed), state(plain))
+            time.sleep(0.2)
+        assert state(plain)["scan_id"] == ""  # no key, no answer: nothing of the scan
+    finally:
+        keyed.stop()
+        plain.stop()
+        d.stop()

@@ -2,7 +2,8 @@
 
 The page has no login of its own, so it is served on loopback unless the operator
 says otherwise: another address needs `--insecure` (on a trusted network only; from
-another machine, an SSH tunnel to the loopback port is the safe way in).
+another machine, an SSH tunnel to the loopback port is the safe way in). Towards the
+daemon the view is a client like `watch`: `--curve-keys DIR` when the daemon uses CURVE.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from edge.client_cli import add_security_options
     from edge.config import Config  # the daemon's defaults, without importing the daemon
 
     p.add_argument("--host", default=DEFAULT_HOST,
@@ -33,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="largest image side sent to a browser at once; bigger scans are "
                         "sent as overviews, full resolution where the user zooms "
                         "(default 1024)")
+    add_security_options(p)  # the same client keys as watch and replay, for a CURVE daemon
     p.add_argument("--insecure", action="store_true",
                    help="allow a non-loopback --host: anyone who can reach it sees the scan")
     p.add_argument("--log-level", default="WARNING", type=str.upper, choices=LOG_LEVELS,
@@ -62,6 +65,13 @@ def run(prog: str, args: argparse.Namespace) -> int:
         return error(f"--port {args.port} is not a port number (0-65535)")
     if not 16 <= args.max_side <= 8192:
         return error(f"--max-side {args.max_side} outside 16-8192")
+    from edge.client_cli import client_keys
+    from edge.security import SecurityError
+
+    try:
+        keys = client_keys(args)
+    except SecurityError as e:
+        return error(str(e))
     try:
         from edge.view import server
     except ImportError as e:
@@ -70,7 +80,7 @@ def run(prog: str, args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(name)s %(message)s")
     try:
         server.serve(args.host, args.port, args.previews, args.snapshot,
-                     max_side=args.max_side)
+                     max_side=args.max_side, keys=keys)
     except OSError as e:
         return error(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}", 1)
     return 0

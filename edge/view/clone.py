@@ -1,11 +1,12 @@
 """The viewer's link to the daemon: the Clone pattern of SPEC.md section 5, in a thread.
 
-Subscribe first, then ask for a snapshot, then apply previews of the same scan whose seq
-is above the snapshot's. A new snapshot is taken when:
+Subscribe first, then ask for a snapshot (all its parts), then apply previews of the same
+scan whose seq is above the snapshot's. A new snapshot is taken when:
 - a preview names another scan (a new scan began), or a status says another scan is
   being scanned, or that the scan it said was idle is being scanned again (a re-run of the
   same id: its seq starts again);
-- a preview does not fit the canvas;
+- a preview of the scan has a lower seq than the last one applied (a re-run), or does
+  not fit the canvas;
 - one drain of the SUB socket found `BACKLOG` messages or more: the viewer fell behind
   and the daemon's PUB high-water mark may have dropped previews;
 - nothing at all arrived for `quiet_s` (the daemon sends a status every second).
@@ -24,6 +25,7 @@ from collections.abc import Callable
 
 import zmq
 
+from edge.security import ClientKeys, secure_client
 from edge.view.state import ViewState
 from proto import wire
 
@@ -34,12 +36,11 @@ SUB_HWM = 10_000
 
 
 def request(endpoint: str, message: wire.Message, timeout_s: float,
-            options: dict[int, object] | None = None) -> wire.Message:
-    """One request on the daemon's request channel (a DEALER: empty delimiter, then the map)."""
-    sock = zmq.Context.instance().socket(zmq.DEALER)
+            keys: ClientKeys | None = None) -> wire.Message:
+    """One request on the daemon's request channel (a DEALER: empty delimiter, then the map);
+    `keys`: CURVE client keys of a daemon that requires them (edge.security)."""
+    sock = secure_client(zmq.Context.instance().socket(zmq.DEALER), keys)
     sock.setsockopt(zmq.LINGER, 0)
-    for opt, value in (options or {}).items():
-        sock.setsockopt(opt, value)
     sock.connect(endpoint)
     try:
         sock.send_multipart([b"", wire.encode(message)])
@@ -54,13 +55,14 @@ def request(endpoint: str, message: wire.Message, timeout_s: float,
 class CloneClient(threading.Thread):
     def __init__(self, previews: str, snapshot: str, state: ViewState,
                  notify: Callable[..., None], *, timeout_s: float = 5.0, quiet_s: float = 5.0,
-                 options: dict[int, object] | None = None) -> None:
+                 keys: ClientKeys | None = None) -> None:
         super().__init__(name="view-clone", daemon=True)
         self.previews, self.snapshot = previews, snapshot
         self.state, self.notify = state, notify
         self.timeout_s, self.quiet_s = timeout_s, quiet_s
-        self.options = options or {}
+        self.keys = keys
         self.snapshot_seq = -1
+        self.applied_seq = -1  # the last preview applied since the snapshot (-1: none)
         self.resyncs = 0
         self.bad_messages = 0
         self.link_ok: bool | None = None
@@ -72,15 +74,13 @@ class CloneClient(threading.Thread):
         self._halt.set()
 
     def ask(self, message: wire.Message, timeout_s: float | None = None) -> wire.Message:
-        return request(self.snapshot, message, timeout_s or self.timeout_s, self.options)
+        return request(self.snapshot, message, timeout_s or self.timeout_s, self.keys)
 
     # ---- the thread ---------------------------------------------------------------------
     def run(self) -> None:
-        sub = zmq.Context.instance().socket(zmq.SUB)
+        sub = secure_client(zmq.Context.instance().socket(zmq.SUB), self.keys)
         sub.setsockopt(zmq.RCVHWM, SUB_HWM)
         sub.setsockopt(zmq.LINGER, 0)
-        for opt, value in self.options.items():
-            sub.setsockopt(opt, value)
         for topic in wire.PUB_TOPICS:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         sub.connect(self.previews)
@@ -136,40 +136,68 @@ class CloneClient(threading.Thread):
             return rerun or other
         if msg.scan_id != st.scan_id:
             return msg.scan_id not in self._stale
+        if msg.seq < self.applied_seq:
+            return True  # seq went back: the scan id was started again (SPEC 5, step 5)
         if msg.seq <= self.snapshot_seq:
             return False  # already in the snapshot
         box = st.apply(msg)
         if box is None:
             return True
+        self.applied_seq = msg.seq
         self.notify("change", msg.topic, box)
         return False
 
     def resync(self) -> bool:
-        """Take a snapshot and load it; False (link down, told) when the daemon is silent."""
+        """Take a snapshot (all its parts, SPEC 4.7) and load it; False (link down, told)
+        when the daemon is silent or refuses."""
         try:
-            reply = self.ask(wire.SnapshotRequest())
+            for _ in range(5):  # a part from another scan: the scan changed, start again
+                reply = self._load_snapshot()
+                if reply is not None:
+                    break
+            else:
+                raise TimeoutError("the scan kept changing while the snapshot was read")
         except (TimeoutError, wire.ProtocolError, zmq.ZMQError) as e:
             self._link(False, str(e))
             return False
-        if not isinstance(reply, wire.SnapshotReply):
-            self._link(False, f"the daemon refused the snapshot request: {reply}")
-            return False
         st = self.state
-        if st.scan_id and st.scan_id != reply.scan_id:
-            self._stale.add(st.scan_id)
-        self._stale.discard(reply.scan_id)
-        st.reset(reply.scan_id, reply.scan_start)
-        for frame in reply.frames:
-            st.apply(frame)
         with st.lock:
             st.seq = reply.seq
             st.status = reply.status
+            st.gen += 1  # pages that saw the state half loaded start over
         self.snapshot_seq = reply.seq
+        self.applied_seq = -1
         self.resyncs += 1
         self._link(True, "")
         self.notify("reset")
         self.notify("status")
         return True
+
+    def _load_snapshot(self) -> wire.SnapshotReply | None:
+        """Part 0 into a reset state, then parts 1 .. parts-1 applied as they come (one
+        part in memory at a time); None when a part names another scan or part count."""
+        first = self._ask_part(0)
+        st = self.state
+        if st.scan_id and st.scan_id != first.scan_id:
+            self._stale.add(st.scan_id)
+        self._stale.discard(first.scan_id)
+        st.reset(first.scan_id, first.scan_start)
+        for frame in first.frames:
+            st.apply(frame)
+        for part in range(1, first.parts):
+            reply = self._ask_part(part)
+            if (reply.scan_id, reply.parts) != (first.scan_id, first.parts):
+                return None
+            for frame in reply.frames:
+                st.apply(frame)
+        return first
+
+    def _ask_part(self, part: int) -> wire.SnapshotReply:
+        reply = self.ask(wire.SnapshotRequest(part=part) if part else wire.SnapshotRequest())
+        if not isinstance(reply, wire.SnapshotReply):
+            raise wire.ProtocolError("", "unexpected_reply",
+                                     f"the daemon refused the snapshot request: {reply}")
+        return reply
 
     def _link(self, ok: bool, text: str) -> None:
         if ok != self.link_ok:

@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from edge.security import ClientKeys
 from edge.view.clone import CloneClient
 from edge.view.frames import Browser
 from edge.view.state import ViewState
@@ -215,16 +216,17 @@ def make_app(state: ViewState, hub: Hub, clone: CloneClient) -> web.Application:
 
 
 def serve(host: str, port: int, previews: str, snapshot: str, *, max_side: int,
-          options: dict[int, object] | None = None) -> None:
-    """Run until SIGINT/SIGTERM; OSError when the address cannot be bound."""
-    asyncio.run(_serve(host, port, previews, snapshot, max_side, options))
+          keys: ClientKeys | None = None) -> None:
+    """Run until SIGINT/SIGTERM; OSError when the address cannot be bound. `keys`: CURVE
+    client keys of a daemon that requires them."""
+    asyncio.run(_serve(host, port, previews, snapshot, max_side, keys))
 
 
 async def _serve(host: str, port: int, previews: str, snapshot: str, max_side: int,
-                 options: dict[int, object] | None) -> None:
+                 keys: ClientKeys | None) -> None:
     state = ViewState(max_side)
     hub = Hub(state)
-    clone = CloneClient(previews, snapshot, state, hub.notify, options=options)
+    clone = CloneClient(previews, snapshot, state, hub.notify, keys=keys)
     runner = web.AppRunner(make_app(state, hub, clone), access_log=None)
     await runner.setup()
     try:
