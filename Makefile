@@ -10,7 +10,7 @@ OUT := out
 export PYTHONHASHSEED := 0
 
 .PHONY: setup lint format test smoke-edge data train export serve replay watch view status demo \
-	demo-models bench report labels convert vectors clean
+	demo-models bench fuzz soak report labels convert vectors clean
 
 setup: $(VENV_STAMP)
 
@@ -84,6 +84,15 @@ bench: setup
 	$(PY) bench/bench_models.py --models $(MODELS)
 	$(PY) bench/bench_edge.py --models $(MODELS)
 	$(PY) bench/bench_archive.py
+
+# A bounded fuzz of the real daemon (100,000 ingest + 10,000 request messages) beside a real
+# replay: alive, RSS bounded, every message accounted for, the scan recorded pixel for pixel.
+fuzz: setup
+	$(PY) bench/fuzz.py
+
+# 50 consecutive `edge replay` subprocesses of a 7,200-pixel scene: every pixel and scan_end.
+soak: setup
+	$(PY) bench/replay_soak.py --runs $(or $(RUNS),50)
 
 # make labels DATASET=data/m6_ioannis.h5 [CFG=training/configs/m6.cfg]
 labels: setup
