@@ -22,6 +22,14 @@ class Canvas:
         self.coverage = np.zeros((height, width), dtype=bool)
         self.filled = 0
         self.repeated = 0
+        # how far the picture can be trusted (SPEC.md 4.4): topics whose model is foreign to
+        # the scan's instrument, per topic the mask of pixels outside its model's training
+        # domain with [checked, outside] counts, and trust's unfamiliar threshold and count
+        self.foreign: frozenset[str] = frozenset()
+        self.domain: dict[str, np.ndarray] = {}
+        self.domain_counts: dict[str, list[int]] = {}
+        self.threshold: float | None = None
+        self.unfamiliar = 0
         # per-topic dirty box (y0, x0, y1, x1), exclusive ends; None when clean
         self._dirty: dict[str, tuple[int, int, int, int] | None] = dict.fromkeys(PREVIEW_TOPICS)
 
@@ -32,8 +40,10 @@ class Canvas:
         rgb: np.ndarray | None,
         elements: np.ndarray | None,
         trust: np.ndarray | None,
+        domain: dict[str, np.ndarray] | None = None,
     ) -> int:
-        """Write N pixels; rgb (N,3) in 0..1, elements (N,E), trust (N,) or (N,1)."""
+        """Write N pixels; rgb (N,3) in 0..1, elements (N,E), trust (N,) or (N,1); domain:
+        topic -> (N,) bool, outside that topic's model's training domain."""
         if len(x) == 0:
             return 0
         # every write onto a pixel that already holds a value is a repeat (last write wins)
@@ -53,6 +63,14 @@ class Canvas:
             self.elements[:, y, x] = finite(elements.T)
         if trust is not None:
             self.trust[y, x] = finite(trust.reshape(-1))
+            if self.threshold is not None:
+                self.unfamiliar += int(np.count_nonzero(trust.reshape(-1) > self.threshold))
+        for topic, outside in (domain or {}).items():
+            if topic in self.domain:
+                self.domain[topic][y, x] = outside
+                counts = self.domain_counts.setdefault(topic, [0, 0])
+                counts[0] += len(x)
+                counts[1] += int(np.count_nonzero(outside))
         box = (int(y.min()), int(x.min()), int(y.max()) + 1, int(x.max()) + 1)
         for topic in PREVIEW_TOPICS:
             old = self._dirty[topic]
@@ -87,6 +105,23 @@ class Canvas:
         if topic == "trust":
             return self.trust[y0:y0 + h, x0:x0 + w]
         raise KeyError(topic)
+
+    def track_domain(self, topics) -> None:
+        """Keep an out-of-domain mask for these topics (their models declare a domain)."""
+        self.domain = {t: np.zeros((self.height, self.width), np.uint8) for t in topics}
+
+    def domain_region(self, topic: str, region: tuple[int, int, int, int] | None = None
+                      ) -> np.ndarray | None:
+        """The out-of-domain mask over a region (as `region`), None when not tracked."""
+        mask = self.domain.get(topic)
+        if mask is None:
+            return None
+        x0, y0, w, h = region or (0, 0, self.width, self.height)
+        return mask[y0:y0 + h, x0:x0 + w]
+
+    def out_of_domain(self) -> dict[str, float]:
+        """topic -> fraction of the pixels inferred so far that lie outside its domain."""
+        return {t: (c[1] / c[0] if c[0] else 0.0) for t, c in self.domain_counts.items()}
 
 
 def finite(a: np.ndarray) -> np.ndarray:

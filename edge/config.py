@@ -41,6 +41,9 @@ class Config:
     models: str = "models"  # folder holding one bundle folder per kind (rgb/elements/trust)
     recordings: str = "recordings"  # every accepted pixel lands here, one file per scan
     record: bool = True
+    # serve a stream from an instrument the models were not trained for (SPEC.md 4.1), its
+    # previews flagged foreign; off: such a scan is refused with the reason
+    allow_foreign: bool = False
     # recording: "none" (fastest: 8 KiB per 4096-channel uint16 pixel), "lzf", "gzip"
     compression: str = "none"
     # messages queued here before the scanner's PUSH blocks (back-pressure); 200 x a 16-pixel
@@ -202,6 +205,8 @@ HELP = {
     "models": "folder with rgb/, elements/, trust/ bundle folders",
     "recordings": "folder for one HDF5 dataset file per scan",
     "record": "record every accepted pixel (default on)",
+    "allow_foreign": "serve streams from instruments the models were not trained for, every "
+                     "preview of those models flagged foreign (default off: refused)",
     "compression": "recording compression: none (fastest), lzf or gzip",
     "rcvhwm": "ingest high-water mark (messages): beyond it the scanner's PUSH blocks",
     "sndhwm": "preview high-water mark per subscriber: beyond it previews are dropped",

@@ -166,7 +166,7 @@ class Daemon(ScanLifecycle, RequestHandling):
             x, y, counts, live = x[ok], y[ok], counts[ok], live[ok]
         if len(x):
             try:
-                out = scan.engine.run(counts, live)
+                out, outside = scan.engine.run_checked(counts, live)
             except Exception as e:  # recorded anyway; the preview just misses these pixels
                 scan.not_inferred["inference_error"] += len(x)
                 self.not_inferred["inference_error"] += len(x)
@@ -174,7 +174,7 @@ class Daemon(ScanLifecycle, RequestHandling):
                 log.error("inference failed: %s", e)
                 return
             self.stats.repeated += scan.canvas.update(
-                x, y, out.get("rgb"), out.get("elements"), out.get("trust"))
+                x, y, out.get("rgb"), out.get("elements"), out.get("trust"), outside)
         done = time.monotonic()
         self.stats.batches += 1
         received = np.fromiter((t for t, _ in batch), dtype=np.float64, count=len(batch))

@@ -15,6 +15,7 @@ import numpy as np
 
 from edge.models import ModelSession
 from proto.bundle import KINDS, BundleError
+from proto.domain import Subspace
 from proto.energy import EnergyGrid, Rebinner
 
 log = logging.getLogger("edge.inference")
@@ -58,17 +59,25 @@ def describe(sessions: dict[str, ModelSession]) -> dict:
     }
 
 
+def needed_kev(session: ModelSession) -> tuple[float, float, str]:
+    """(low, high, why) keV a stream must cover for this model: where its training spectra
+    have signal (manifest domain.energy_kev), else its whole grid."""
+    m = session.manifest
+    signal = m.training_domain.energy_kev
+    if signal is not None:
+        return signal[0], signal[1], "where its training spectra have signal"
+    return m.grid.low, m.grid.high, "its whole input grid"
+
+
 def refusal(sessions: dict[str, ModelSession], grid: EnergyGrid) -> str | None:
     """Why these models cannot serve a stream on `grid`, or None when they can."""
     if not sessions:
         return "no models loaded"
     for kind, s in sessions.items():
-        need = s.manifest.grid
-        if not grid.covers(need):
-            return (
-                f"{kind} model needs {need.low:.3f}-{need.high:.3f} keV, stream covers "
-                f"{grid.low:.3f}-{grid.high:.3f} keV"
-            )
+        low, high, why = needed_kev(s)
+        if grid.low > low + 1e-9 or grid.high < high - 1e-9:
+            return (f"the {kind} model needs {low:.3f}-{high:.3f} keV ({why}), the stream "
+                    f"covers {grid.low:.3f}-{grid.high:.3f} keV")
     return None
 
 
@@ -92,6 +101,11 @@ class Engine:
             if g not in self._rebinners:
                 self._rebinners[g] = Rebinner(grid, g)
                 self._buffers[g] = np.empty((max_batch, g.channels), dtype=np.float32)
+        # the in-domain test of each bundle that declares one (proto.domain), computed once
+        # per distinct subspace file: rgb and trust trained on one scene share theirs
+        self.subspaces: dict[str, tuple[str, EnergyGrid, Subspace]] = {
+            kind: (s.manifest.domain["subspace"]["sha256"], s.manifest.grid, s.bundle.subspace)
+            for kind, s in sessions.items() if s.bundle.subspace is not None}
         # ORT's first run at a new batch size is slow (allocations, kernel choice): pay it
         # here, at scan_start, not on the scan's first pixels
         for n in (1, small_batch + 1, max_batch):
@@ -99,7 +113,14 @@ class Engine:
 
     def run(self, counts: np.ndarray, live_time_s: np.ndarray) -> dict[str, np.ndarray]:
         """(N, C) counts, (N,) live seconds -> {kind: (N, K) float32}, any N."""
+        return self.run_checked(counts, live_time_s, domain=False)[0]
+
+    def run_checked(self, counts: np.ndarray, live_time_s: np.ndarray, domain: bool = True
+                    ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """run() and, per kind with a subspace, (N,) bool: the pixel is outside the model's
+        training domain (proto.domain: one projection per distinct subspace)."""
         out: dict[str, list[np.ndarray]] = {k: [] for k in self.sessions}
+        outside: dict[str, list[np.ndarray]] = {k: [] for k in self.subspaces} if domain else {}
         for start in range(0, len(counts), self.max_batch):
             stop = min(start + self.max_batch, len(counts))
             live = np.asarray(live_time_s[start:stop], dtype=np.float32).reshape(-1, 1)
@@ -112,4 +133,15 @@ class Engine:
             use = self.small if stop - start <= self.small_batch else self.sessions
             for kind, s in use.items():
                 out[kind].append(np.asarray(s.run(rates[s.manifest.grid]), dtype=np.float32))
-        return {k: v[0] if len(v) == 1 else np.concatenate(v) for k, v in out.items()}
+            done: dict[str, np.ndarray] = {}
+            for kind in outside:
+                sha, g, sub = self.subspaces[kind]
+                if sha not in done:
+                    done[sha] = sub.outside(rates[g], live)
+                outside[kind].append(done[sha])
+        return ({k: _join(v) for k, v in out.items()},
+                {k: _join(v) for k, v in outside.items() if v})
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)

@@ -74,6 +74,9 @@ class Publisher:
             full=full,
             names=tuple(names),
             data=canvas.region(topic, region),
+            foreign=topic in canvas.foreign,
+            domain=canvas.domain_region(topic, region),
+            threshold=canvas.threshold if topic == "trust" else None,
         )
 
     def frames(self, canvas: Canvas, scan_id: str, seq: int, topics=PREVIEW_TOPICS) -> list:

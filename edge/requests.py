@@ -15,6 +15,7 @@ import zmq
 from edge import pixels
 from edge.config import Config
 from edge.inference import describe
+from edge.instruments import trust_detail
 from edge.publisher import Publisher
 from edge.scan import Rejected, ScanState
 from edge.security import inside_root
@@ -133,7 +134,7 @@ class RequestHandling:
                 "end_status": scan.end_status,
                 "recording_status": scan.recording_status,
                 "record_error": scan.record_error,
-            }
+            } | trust_detail(scan)
         return wire.Status(
             scan_id=self.refused_id if refused else scan.scan_id if scan else "",
             seq=0 if refused else self.seq,
@@ -144,6 +145,8 @@ class RequestHandling:
             errors=self.stats.errors(),
             detail=detail | extra,
             refused=refused,
+            foreign=tuple(sorted(scan.canvas.foreign)) if scan else (),
+            out_of_domain=scan.canvas.out_of_domain() if scan else {},
         )
 
     def publish_status(self, now: float) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from edge import instruments
 from edge.canvas import Canvas
 from edge.inference import Engine, refusal
 from edge.recorder import Recorder
@@ -37,11 +38,14 @@ def scan_fields(start) -> dict:
     return {k: v for k, v in d.items() if not k.startswith("_") and k != "type"}
 
 
-def check_start(start, sessions) -> tuple[EnergyGrid | None, str | None]:
+def check_start(start, sessions, allow_foreign: bool = False
+                ) -> tuple[EnergyGrid | None, str | None]:
     """(stream grid, None) when the models can serve this scan, else (None, reason).
 
     The size limits are the protocol's: the decoder has already applied them to a
-    scan_start from the wire; a resumed scan's comes from its sidecar file instead."""
+    scan_start from the wire; a resumed scan's comes from its sidecar file instead.
+    A stream from an instrument a model was not trained for is refused unless
+    `allow_foreign` (edge.instruments); an energy range it cannot serve, always."""
     if not (0 < start.width <= MAX_WIDTH and 0 < start.height <= MAX_HEIGHT):
         return None, (f"scan size {start.width}x{start.height} outside "
                       f"1..{MAX_WIDTH}x1..{MAX_HEIGHT}")
@@ -58,6 +62,10 @@ def check_start(start, sessions) -> tuple[EnergyGrid | None, str | None]:
     except ValueError as e:
         return None, f"bad energy calibration: {e}"
     reason = refusal(sessions, grid)
+    foreign = None if allow_foreign else instruments.refusal(start, sessions)
+    if reason and foreign:
+        reason = f"{reason}; also, {foreign}"
+    reason = reason or foreign
     return (None, reason) if reason else (grid, None)
 
 
@@ -95,6 +103,11 @@ class ScanState:
         names = tuple(sessions["elements"].manifest.outputs) if "elements" in sessions else ELEMENTS
         canvas = Canvas(start.height, start.width, names)
         engine = Engine(sessions, grid, max_batch, small=small)
+        # served although foreign only when the daemon allows it (check_start refused else)
+        canvas.foreign = frozenset(instruments.foreign_kinds(start, sessions))
+        canvas.track_domain(engine.subspaces)
+        if "trust" in sessions:
+            canvas.threshold = sessions["trust"].manifest.training_domain.score_threshold
         return cls(start, grid, canvas, engine, recorder, dtype)
 
     @property

@@ -66,7 +66,7 @@ class ScanLifecycle:
         try:
             info = json.loads(newest.read_text())
             start = wire.ScanStart(**info["scan"])
-            grid, reason = check_start(start, self.sessions)
+            grid, reason = check_start(start, self.sessions, self.cfg.allow_foreign)
             if grid is None:
                 raise RuntimeError(f"models cannot serve it: {reason}")
             dtype = np.dtype(start.counts_dtype).name
@@ -113,9 +113,9 @@ class ScanLifecycle:
                     yy, xx, counts, live = yy[ok], xx[ok], counts[ok], live[ok]
                 if not len(xx):
                     continue
-                out = state.engine.run(counts, live)
+                out, outside = state.engine.run_checked(counts, live)
                 state.canvas.update(
-                    xx, yy + y0, out.get("rgb"), out.get("elements"), out.get("trust")
+                    xx, yy + y0, out.get("rgb"), out.get("elements"), out.get("trust"), outside
                 )
 
     def on_scan_start(self, msg) -> None:
@@ -129,7 +129,7 @@ class ScanLifecycle:
         if self.scan is not None:
             log.warning("scan %s abandoned: %s starts", self.scan.scan_id, msg.scan_id)
             self.close_scan("abort", closed_by=f"daemon: scan {msg.scan_id} started")
-        grid, reason = check_start(msg, self.sessions)
+        grid, reason = check_start(msg, self.sessions, self.cfg.allow_foreign)
         if grid is not None and self.cfg.record:
             dtype = np.dtype(msg.counts_dtype).name
             try:

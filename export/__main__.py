@@ -41,7 +41,7 @@ def export_named(names, trained: str | Path, out: str | Path, data: str | Path,
         try:
             model, info = artifacts.load(name, trained)
             x, source = heldout(info, EnergyGrid.from_dict(info["grid"]), data, n)
-            bundle, p = export_model(model, info, Path(out) / name, x, source, name)
+            bundle, p = export_model(model, info, Path(out) / name, x, source, name, data)
         except (ParityError, ValueError, FileNotFoundError) as e:
             print(f"{name}: export FAILED: {e}", file=sys.stderr, flush=True)
             failed += 1
@@ -49,7 +49,23 @@ def export_named(names, trained: str | Path, out: str | Path, data: str | Path,
         size = bundle.model_path.stat().st_size / 2**20
         print(f"{name}: {bundle.folder} ({bundle.manifest.kind}, {size:.2f} MiB, "
               f"{time.perf_counter() - t0:.1f} s) {p.line()}", flush=True)
+        print(f"{name}: {describe_domain(bundle.manifest)}", flush=True)
     return failed
+
+
+def describe_domain(m) -> str:
+    """One line: the instruments and training domain a manifest states."""
+    names = ", ".join(i.label for i in m.identities) or "no instrument stated"
+    d = m.training_domain
+    parts = [f"trained for {names}"]
+    if d.energy_kev:
+        parts.append(f"signal {d.energy_kev[0]:.2f}-{d.energy_kev[1]:.2f} keV")
+    if d.subspace:
+        parts.append(f"in-domain subspace k={d.subspace['components']}, "
+                     f"threshold {d.subspace['threshold']:.3g}")
+    if d.score_threshold is not None:
+        parts.append(f"unfamiliar above {d.score_threshold:.3g}")
+    return "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> int:

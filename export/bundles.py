@@ -13,7 +13,7 @@ import numpy as np
 import onnx
 from torch import nn
 
-from export import parity
+from export import domain, parity
 from export.graph import OUTPUT_NAMES, check_contract, default_opset, finalize, stamp
 from proto.bundle import Bundle, write_bundle
 from proto.energy import EnergyGrid
@@ -69,11 +69,17 @@ def manifest_fields(info: dict, model, out_name: str, opset: int, p: parity.Pari
 
 
 def export_model(model, info: dict, folder: str | Path, x: np.ndarray, source: str,
-                 name: str = "") -> tuple[Bundle, parity.Parity]:
-    """Convert `model`, check parity on held-out counts/s `x`, write the bundle to `folder`."""
+                 name: str = "", data: str | Path | None = None) -> tuple[Bundle, parity.Parity]:
+    """Convert `model`, check parity on held-out counts/s `x`, write the bundle to `folder`.
+    With `data` (the scenes folder), the manifest also states the instruments the model was
+    trained for and its training domain, with the in-domain subspace (export.domain)."""
     onx, out_name = convert(model, info)
     stamp(onx, info["kind"], info["grid"], info["outputs"], info["units"])
-    data = finalize(onx)
-    p = parity.check(data, reference(model, info, x), x, info["outputs"], source)
+    onnx_bytes = finalize(onx)
+    p = parity.check(onnx_bytes, reference(model, info, x), x, info["outputs"], source)
     fields = manifest_fields(info, model, out_name, default_opset(onx), p, name)
-    return write_bundle(folder, data, fields), p
+    subspace = None
+    if data is not None:
+        stated, subspace = domain.describe(info, data, lambda s: reference(model, info, s))
+        fields.update(stated)
+    return write_bundle(folder, onnx_bytes, fields, subspace), p

@@ -20,6 +20,7 @@ The graphs compute something a test can check by hand, in the bundle contract
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +29,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export.graph import OUTPUT_NAMES, stamp
 from proto.bundle import KINDS, Bundle, write_bundle
+from proto.domain import Subspace
 from proto.elements import ELEMENTS, MAP_UNITS
 from proto.energy import EnergyGrid
 
@@ -133,13 +135,21 @@ def tiny_manifest_fields(kind: str, grid: EnergyGrid = TINY_GRID) -> dict:
             "metrics": {}}
 
 
-def write_tiny_bundle(folder: str | Path, kind: str, grid: EnergyGrid = TINY_GRID) -> Bundle:
+def write_tiny_bundle(folder: str | Path, kind: str, grid: EnergyGrid = TINY_GRID,
+                      instruments: Sequence[dict] = (), domain: dict | None = None,
+                      subspace: Subspace | None = None) -> Bundle:
+    """One tiny bundle; `instruments` (identity maps), `domain` and `subspace` state what a
+    test wants it to have been trained for (proto/BUNDLE.md), else nothing is stated."""
     model = tiny_graph(kind, grid)
-    return write_bundle(folder, model.SerializeToString(), tiny_manifest_fields(kind, grid))
+    fields = tiny_manifest_fields(kind, grid) | {"instruments": list(instruments),
+                                                 "domain": dict(domain or {})}
+    return write_bundle(folder, model.SerializeToString(), fields, subspace)
 
 
-def write_tiny_bundles(folder: str | Path, grid: EnergyGrid = TINY_GRID) -> dict[str, Path]:
-    """rgb/, elements/, trust/ under `folder`; returns {kind: bundle folder}."""
+def write_tiny_bundles(folder: str | Path, grid: EnergyGrid = TINY_GRID,
+                       **stated) -> dict[str, Path]:
+    """rgb/, elements/, trust/ under `folder`; returns {kind: bundle folder}. `stated`:
+    instruments, domain, subspace for every one (write_tiny_bundle)."""
     folder = Path(folder)
-    return {kind: write_tiny_bundle(folder / kind, kind, grid).folder
+    return {kind: write_tiny_bundle(folder / kind, kind, grid, **stated).folder
             for kind in KINDS}

@@ -24,7 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from proto import __version__
+from proto.domain import DOMAIN_FILE, STATISTIC, Domain, DomainError, Subspace
 from proto.energy import EnergyGrid
+from proto.identity import Identity, parse_identity
+from proto.instrument import InstrumentError
 
 FORMAT_VERSION = 1
 MANIFEST_FILE = "manifest.json"
@@ -58,6 +61,10 @@ class Manifest:
     project_version: str  # proto.__version__ of the exporter
     training: dict[str, Any] = field(default_factory=dict)  # data, model type, config
     metrics: dict[str, Any] = field(default_factory=dict)  # parity, held-out scores
+    # the instruments the model was trained for (proto.identity maps; () = not stated) and
+    # its training domain (proto.domain.Domain as a dict; {} = not stated)
+    instruments: tuple[dict[str, Any], ...] = ()
+    domain: dict[str, Any] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
     input_quantity: str = INPUT_QUANTITY
     input_name: str = INPUT_NAME
@@ -71,15 +78,26 @@ class Manifest:
     def channels(self) -> int:
         return self.grid.channels
 
+    @property
+    def identities(self) -> list[Identity]:
+        """The instruments the model was trained for (checked in __post_init__)."""
+        return [i for i in (parse_identity(m) for m in self.instruments) if i is not None]
+
+    @property
+    def training_domain(self) -> Domain:
+        return Domain.from_dict(self.domain)
+
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["grid"] = self.grid.to_dict()
         d["outputs"] = list(self.outputs)
+        d["instruments"] = [dict(m) for m in self.instruments]
         # stable, readable key order: identity first, provenance last
         order = ("format_version", "kind", "grid", "input_quantity", "input_name",
                  "output_name", "outputs", "units", "opset", "sha256", "created",
-                 "project_version", "training", "metrics")
-        return {k: d[k] for k in order}
+                 "project_version", "instruments", "domain", "training", "metrics")
+        # optional keys only when stated, so a manifest without them reads as before
+        return {k: d[k] for k in order if d[k] or k not in ("instruments", "domain")}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
@@ -115,16 +133,20 @@ class Manifest:
         outputs = d["outputs"]
         if not isinstance(outputs, list) or not all(isinstance(o, str) for o in outputs):
             raise BundleError(f"manifest outputs must be a list of strings, got {outputs!r}")
-        for key in ("training", "metrics"):
+        for key in ("training", "metrics", "domain"):
             if not isinstance(d.get(key, {}), dict):
                 raise BundleError(f"manifest {key} must be an object")
+        instruments = d.get("instruments", [])
+        if not isinstance(instruments, list) or not all(isinstance(m, dict) for m in instruments):
+            raise BundleError("manifest instruments must be a list of objects")
         if not _is_int(d["opset"]):
             raise BundleError(f"manifest opset must be an integer, got {d['opset']!r}")
         return cls(
             kind=d["kind"], grid=energy, output_name=d["output_name"], outputs=tuple(outputs),
             units=d["units"], opset=d["opset"], sha256=d["sha256"], created=d["created"],
             project_version=d["project_version"], training=d.get("training", {}),
-            metrics=d.get("metrics", {}), format_version=version,
+            metrics=d.get("metrics", {}), instruments=tuple(instruments),
+            domain=d.get("domain", {}), format_version=version,
             input_quantity=d["input_quantity"], input_name=d["input_name"],
         )
 
@@ -172,6 +194,16 @@ def _problems(m: Manifest) -> list[str]:
         p.append("project_version must be a non-empty string")
     if m.format_version != FORMAT_VERSION:
         p.append(f"format_version {m.format_version!r} (this reader: {FORMAT_VERSION})")
+    for i, ident in enumerate(m.instruments):
+        try:
+            if parse_identity(ident) is None:
+                p.append(f"instruments[{i}] has no fingerprint")
+        except InstrumentError as e:
+            p.append(f"instruments[{i}]: {e}")
+    try:
+        Domain.from_dict(m.domain)
+    except DomainError as e:
+        p.append(str(e))
     return p
 
 
@@ -219,6 +251,7 @@ class Bundle:
     manifest: Manifest
     model_path: Path
     model_bytes: bytes = field(repr=False)
+    subspace: Subspace | None = None  # the in-domain test, when the manifest declares one
 
 
 def read_manifest(folder: str | Path) -> Manifest:
@@ -253,16 +286,41 @@ def load_bundle(folder: str | Path) -> Bundle:
             f"{model_path}: sha256 {digest[:16]}... does not match the manifest's "
             f"{manifest.sha256[:16]}... (file changed or corrupted since export)"
         )
-    return Bundle(folder, manifest, model_path, data)
+    return Bundle(folder, manifest, model_path, data, _subspace(folder, manifest))
 
 
-def write_bundle(folder: str | Path, onnx_bytes: bytes, manifest_fields: dict[str, Any]) -> Bundle:
-    """Write model.onnx + manifest.json into `folder` and return the loaded bundle.
+def _subspace(folder: Path, manifest: Manifest) -> Subspace | None:
+    """The hash-checked in-domain subspace (DOMAIN_FILE) the manifest declares, else None."""
+    sub = manifest.training_domain.subspace
+    if sub is None:
+        return None
+    path = folder / DOMAIN_FILE
+    if not path.is_file():
+        raise BundleError(f"{folder}: missing {DOMAIN_FILE} (the manifest declares a domain)")
+    data = path.read_bytes()
+    if sha256_bytes(data) != sub["sha256"]:
+        raise BundleError(f"{path}: sha256 does not match the manifest's (file changed or "
+                          "corrupted since export)")
+    try:
+        subspace = Subspace.from_bytes(data, sub["threshold"], sub["components"])
+    except DomainError as e:
+        raise BundleError(f"{path}: {e}") from None
+    if subspace.channels != manifest.grid.channels:
+        raise BundleError(f"{path}: {subspace.channels} channels, the grid has "
+                          f"{manifest.grid.channels}")
+    return subspace
+
+
+def write_bundle(folder: str | Path, onnx_bytes: bytes, manifest_fields: dict[str, Any],
+                 subspace: Subspace | None = None) -> Bundle:
+    """Write model.onnx + manifest.json (+ domain.npy) into `folder`; return the loaded bundle.
 
     `manifest_fields` holds kind, grid (EnergyGrid or dict), output_name, outputs,
-    units, opset and optionally training, metrics; sha256, created, project_version
-    and format_version are filled in here. Each file is written to a temporary name
-    and renamed, the manifest last, so a crash never leaves a bundle that verifies.
+    units, opset and optionally training, metrics, instruments, domain; sha256, created,
+    project_version and format_version are filled in here, and with `subspace` the
+    domain's `subspace` entry (file, sha256, components, threshold, statistic). Each
+    file is written to a temporary name and renamed, the manifest last, so a crash
+    never leaves a bundle that verifies.
     """
     folder = Path(folder)
     fields = dict(manifest_fields)
@@ -275,6 +333,13 @@ def write_bundle(folder: str | Path, onnx_bytes: bytes, manifest_fields: dict[st
     fields.setdefault("input_name", INPUT_NAME)
     fields.setdefault("training", {})
     fields.setdefault("metrics", {})
+    domain_bytes = b""
+    if subspace is not None:
+        domain_bytes = subspace.to_bytes()
+        fields["domain"] = {**fields.get("domain", {}), "subspace": {
+            **fields.get("domain", {}).get("subspace", {}), "file": DOMAIN_FILE,
+            "sha256": sha256_bytes(domain_bytes), "components": len(subspace.components),
+            "threshold": subspace.threshold, "statistic": STATISTIC}}
     fields["outputs"] = list(fields.get("outputs", []))
     fields.update(
         format_version=FORMAT_VERSION,
@@ -286,6 +351,10 @@ def write_bundle(folder: str | Path, onnx_bytes: bytes, manifest_fields: dict[st
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)  # invalid until both are in place
     _atomic_write(folder / MODEL_FILE, onnx_bytes)
+    if domain_bytes:
+        _atomic_write(folder / DOMAIN_FILE, domain_bytes)
+    else:
+        (folder / DOMAIN_FILE).unlink(missing_ok=True)  # not a stale one from a re-export
     _atomic_write(folder / MANIFEST_FILE, manifest.to_json().encode())
     return load_bundle(folder)
 
