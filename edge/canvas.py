@@ -136,3 +136,34 @@ def to_uint8(rgb: np.ndarray) -> np.ndarray:
     if not np.isfinite(rgb).all():
         rgb = np.nan_to_num(rgb, nan=0.0)
     return np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)
+
+
+# Bytes per pixel an open scan holds (scan_memory): canvases (rgb 3, trust 4, coverage 1,
+# out-of-domain masks up to 3) plus 4 per element map, and the recorder's maps (acquired 1,
+# live and real time 4 each, not-inferred mark 1). tests/test_edge_limits.py checks these
+# against what Canvas and DatasetWriter allocate.
+CANVAS_BYTES_PER_PIXEL = 3 + 4 + 1 + 3
+ELEMENT_BYTES_PER_PIXEL = 4
+RECORDING_BYTES_PER_PIXEL = 1 + 4 + 4 + 1
+
+
+def scan_memory(height: int, width: int, planes: int, recording: bool = True
+                ) -> tuple[int, int]:
+    """(canvas bytes, recording-map bytes) a height x width scan with `planes` element maps
+    holds while open: memory bounded by the declared canvas, known at scan_start."""
+    pixels = int(height) * int(width)
+    canvas = pixels * (CANVAS_BYTES_PER_PIXEL + ELEMENT_BYTES_PER_PIXEL * planes)
+    return canvas, pixels * RECORDING_BYTES_PER_PIXEL if recording else 0
+
+
+def memory_refusal(height: int, width: int, planes: int, limit: int,
+                   recording: bool = True) -> str | None:
+    """Why a scan of this size cannot be opened under `limit` bytes, or None when it can."""
+    canvas, maps = scan_memory(height, width, planes, recording)
+    if canvas + maps <= limit:
+        return None
+    gib = 2.0**30
+    return (f"scan {width} x {height} needs {(canvas + maps) / gib:.1f} GiB of per-pixel "
+            f"memory (preview canvases {canvas / gib:.1f} GiB, recording maps "
+            f"{maps / gib:.1f} GiB); this daemon allows {limit / gib:.1f} GiB "
+            f"(max_canvas_bytes)")

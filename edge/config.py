@@ -26,7 +26,9 @@ REQUEST_HWM = 64  # requests queued per client: 64 x request_max_bytes (1 MiB) =
 # the highest value of a setting the protocol bounds (SPEC.md 6: a receiver may go lower)
 UPPER: dict[str, int] = {"max_message_bytes": MAX_MESSAGE_BYTES,
                          "max_frame_bytes": MAX_MESSAGE_BYTES,
-                         "request_max_bytes": MAX_MESSAGE_BYTES}
+                         "request_max_bytes": MAX_MESSAGE_BYTES,
+                         # a reply's tiles plus its status stay within the protocol's limit
+                         "max_reply_bytes": MAX_MESSAGE_BYTES // 2}
 
 
 class ConfigError(ValueError):
@@ -66,6 +68,17 @@ class Config:
     # ZMQ_MAXMSGSIZE of the request (ROUTER) socket; requests are small maps. PUB takes only
     # subscriptions (SUBSCRIPTION_MAX_BYTES)
     request_max_bytes: int = 1024 * 1024
+    # previews: a frame or region over max_preview_bytes goes out as tiles, a snapshot over
+    # max_reply_bytes in parts (SPEC.md 4.4, 4.7); PUB's SNDHWM is lowered to
+    # preview_buffer_bytes // max_preview_bytes (1 GiB // 16 MiB = 64 messages), so a stalled
+    # subscriber holds at most that (ZeroMQ shares one message among its subscribers)
+    max_preview_bytes: int = 16 * 1024 * 1024
+    max_reply_bytes: int = 64 * 1024 * 1024
+    preview_buffer_bytes: int = 1024 * 1024 * 1024
+    # per-pixel memory an open scan may take: preview canvases (11 B + 4 B per element map)
+    # and recording maps (10 B), 53 B a pixel with 8 maps: 2 GiB serves up to ~6,300 x 6,300
+    # pixels (4096 x 4096: 0.83 GiB); a larger scan is refused at scan_start, with figures
+    max_canvas_bytes: int = 2 * 1024 * 1024 * 1024
     # spectra per inference micro-batch: 256 measured ~8% more spectra/s end to end than 128
     # (ORT's threads and the per-batch flush amortise better), 512 no better
     max_batch: int = 256
@@ -94,6 +107,8 @@ class Config:
         for small, large, why in (
             ("max_message_bytes", "max_frame_bytes", "a message ZeroMQ lets through is counted"),
             ("max_frame_bytes", "ingest_buffer_bytes", "one frame must fit in the ingest memory"),
+            ("max_preview_bytes", "max_reply_bytes", "a snapshot reply holds one tile at least"),
+            ("max_preview_bytes", "preview_buffer_bytes", "one tile must fit in it"),
         ):
             if getattr(self, small) > getattr(self, large):
                 raise ConfigError(f"settings: {small} ({getattr(self, small)}) must not exceed "
@@ -104,6 +119,12 @@ class Config:
         """The RCVHWM set on the ingest socket: rcvhwm, lowered so that it times
         max_frame_bytes stays within ingest_buffer_bytes (ZeroMQ counts messages)."""
         return max(1, min(self.rcvhwm, self.ingest_buffer_bytes // self.max_frame_bytes))
+
+    @property
+    def preview_hwm(self) -> int:
+        """The SNDHWM set on the preview socket: sndhwm, lowered so that it times
+        max_preview_bytes stays within preview_buffer_bytes."""
+        return max(1, min(self.sndhwm, self.preview_buffer_bytes // self.max_preview_bytes))
 
     @classmethod
     def from_file(cls, path: str | Path) -> dict:
@@ -132,6 +153,10 @@ LIMITS: dict[str, tuple[float, bool]] = {
     "max_frame_bytes": (1, True),
     "ingest_buffer_bytes": (1, True),
     "request_max_bytes": (1024, True),  # a snapshot request or control message fits
+    "max_preview_bytes": (4096, True),  # a row piece of one pixel of 64 element maps fits
+    "max_reply_bytes": (4096, True),
+    "preview_buffer_bytes": (4096, True),
+    "max_canvas_bytes": (1 << 20, True),
     "max_batch": (1, True),
     "flush_pixels": (1, True),
     "threads": (1, True),
@@ -215,6 +240,12 @@ HELP = {
     "ingest_buffer_bytes": "memory for one peer's queued ingest: RCVHWM is lowered to "
                            "ingest_buffer_bytes // max_frame_bytes when smaller",
     "request_max_bytes": "ZeroMQ drops a peer that sends a larger request",
+    "max_preview_bytes": "a larger preview frame or region is sent as tiles",
+    "max_reply_bytes": "a larger snapshot is sent in parts, each asked for",
+    "preview_buffer_bytes": "memory for previews queued to subscribers: SNDHWM is lowered "
+                            "to preview_buffer_bytes // max_preview_bytes when smaller",
+    "max_canvas_bytes": "per-pixel memory a scan may take (canvases, recording maps); a "
+                        "larger scan is refused at scan_start",
     "max_batch": "spectra per inference micro-batch",
     "max_wait_ms": "longest a spectrum waits for its micro-batch to fill",
     "rate_hz": "previews per topic per second",

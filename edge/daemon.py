@@ -61,7 +61,7 @@ class Daemon(ScanLifecycle, RequestHandling):
         self.pull.setsockopt(zmq.LINGER, 0)
         self.pull.bind(cfg.ingest)
         self.pub = self._secure(self.ctx.socket(zmq.PUB))
-        self.pub.setsockopt(zmq.SNDHWM, cfg.sndhwm)
+        self.pub.setsockopt(zmq.SNDHWM, cfg.preview_hwm)  # x max_preview_bytes <= the budget
         self.pub.setsockopt(zmq.MAXMSGSIZE, SUBSCRIPTION_MAX_BYTES)  # it receives only these
         self.pub.setsockopt(zmq.LINGER, 0)
         self.pub.bind(cfg.previews)
@@ -71,7 +71,8 @@ class Daemon(ScanLifecycle, RequestHandling):
         self.router.setsockopt(zmq.MAXMSGSIZE, cfg.request_max_bytes)
         self.router.setsockopt(zmq.RCVHWM, REQUEST_HWM)
         self.router.bind(cfg.snapshot)
-        self.publisher = Publisher(self.pub, cfg.rate_hz, cfg.full_every_s)
+        self.publisher = Publisher(self.pub, cfg.rate_hz, cfg.full_every_s,
+                                   cfg.max_preview_bytes, cfg.max_reply_bytes)
         self.stats = Stats()
         self.recordings = Path(cfg.recordings)
         self.sessions: dict = {}
@@ -248,9 +249,13 @@ class Daemon(ScanLifecycle, RequestHandling):
         self.shutdown()
 
     def receive(self, wait_s: float) -> None:
-        """Take messages until a batch is full or none came for `wait_s` after the first."""
+        """Take messages until a batch is full or none came for `wait_s` after the first;
+        at most max_batch messages a turn, so a flood of pixel-less messages (scan_starts)
+        cannot keep the loop from requests, publishing and flushes."""
         deadline = time.monotonic() + wait_s
-        while self._pending_pixels < self.cfg.max_batch:
+        for _ in range(self.cfg.max_batch):
+            if self._pending_pixels >= self.cfg.max_batch:
+                break
             try:
                 frames = self.pull.recv_multipart(zmq.NOBLOCK)
             except zmq.Again:

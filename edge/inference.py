@@ -15,6 +15,7 @@ import numpy as np
 
 from edge.models import ModelSession
 from proto.bundle import KINDS, BundleError
+from proto.elements import ELEMENTS
 from proto.domain import Subspace
 from proto.energy import EnergyGrid, Rebinner
 
@@ -46,6 +47,12 @@ def load_models(folder: str | Path, threads: int = 1) -> dict[str, ModelSession]
     if not sessions:
         raise BundleError(f"{folder}: no model bundles (folders with manifest.json)")
     return sessions
+
+
+def element_planes(sessions: dict[str, ModelSession]) -> int:
+    """Element maps the canvases of a scan will hold with these models."""
+    elements = sessions.get("elements")
+    return len(elements.manifest.outputs) if elements is not None else len(ELEMENTS)
 
 
 def describe(sessions: dict[str, ModelSession]) -> dict:

@@ -19,6 +19,7 @@ import numpy as np
 import onnxruntime as ort
 
 from proto.bundle import Bundle, BundleError, Manifest, check_graph_metadata, load_bundle
+from proto.messages import MAX_ELEMENTS, MAX_ID
 
 FLOAT = "tensor(float)"
 
@@ -78,6 +79,20 @@ def check_io(session: ort.InferenceSession, manifest: Manifest) -> None:
     check_graph_metadata(manifest, session.get_modelmeta().custom_metadata_map)
 
 
+def check_servable(manifest: Manifest) -> None:
+    """Raise BundleError (reason only) for outputs no preview can carry (SPEC.md 4.4, 6):
+    at most 64 element maps, every name at most 256 characters. Refused at load, so a
+    daemon never serves a model whose previews it could not publish."""
+    outs = manifest.outputs
+    if manifest.kind == "elements" and len(outs) > MAX_ELEMENTS:
+        raise BundleError(f"elements bundle has {len(outs)} outputs; a preview carries at "
+                          f"most {MAX_ELEMENTS} element maps (SPEC.md 6)")
+    for name in outs:
+        if len(name) > MAX_ID:
+            raise BundleError(f"output name {name[:32]!r}... has {len(name)} characters; a "
+                              f"preview's names have at most {MAX_ID}")
+
+
 class ModelSession:
     """A bundle ready to run: `.manifest`, `.run(x (N, D) float32) -> (N, K) float32`."""
 
@@ -93,6 +108,7 @@ class ModelSession:
         except Exception as e:  # ORT raises its own types for unparsable or invalid graphs
             raise BundleError(f"{self.folder}: ONNX Runtime cannot load model.onnx ({e})") from e
         try:
+            check_servable(self.manifest)
             check_io(self._session, self.manifest)
         except BundleError as e:
             raise BundleError(f"{self.folder}: {e}") from None

@@ -1,5 +1,10 @@
 """Previews out: per-topic rate limit, regions plus periodic full frames, snapshots.
 
+A frame or region over `max_preview_bytes` goes out as tiles, and a snapshot over
+`max_reply_bytes` in parts (edge.tiles, SPEC.md 4.4 and 4.7), so no message outgrows
+the limits whatever the canvas; a canvas of k tiles gets its periodic full refresh k
+times less often, so refreshing costs no more bytes per second than one tile's worth.
+
 PUB never blocks ingest: it sends with NOBLOCK under a send high-water mark, so
 a slow subscriber loses previews (it resyncs with a snapshot), never the
 scanner's pixels. The ROUTER side answers snapshot requests with the whole
@@ -14,6 +19,7 @@ import logging
 import zmq
 
 from edge.canvas import Canvas
+from edge.tiles import Region, bytes_per_pixel, parts, tiles
 from proto import wire
 from proto.messages import PREVIEW_TOPICS, PUB_TOPICS
 
@@ -21,8 +27,11 @@ log = logging.getLogger("edge.publisher")
 
 
 class Publisher:
-    def __init__(self, pub: zmq.Socket, rate_hz: float, full_every_s: float) -> None:
+    def __init__(self, pub: zmq.Socket, rate_hz: float, full_every_s: float,
+                 max_preview_bytes: int = 16 << 20, max_reply_bytes: int = 64 << 20) -> None:
         self.pub = pub
+        self.max_preview_bytes = max_preview_bytes
+        self.max_reply_bytes = max_reply_bytes
         self.min_gap = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.full_every_s = full_every_s
         self._last: dict[str, float] = dict.fromkeys(PUB_TOPICS, 0.0)
@@ -60,9 +69,16 @@ class Publisher:
             log.error("publishing %s failed (%d so far): %s", topic, self.failed,
                       self.last_failure)
 
+    def regions(self, canvas: Canvas, topic: str, region: Region | None = None) -> list[Region]:
+        """The tiles a region (None: the whole canvas) of a topic is sent as."""
+        return tiles(region or (0, 0, canvas.width, canvas.height), _bpp(canvas, topic),
+                     self.max_preview_bytes)
+
     def frame(
         self, canvas: Canvas, topic: str, scan_id: str, seq: int, region=None
     ) -> wire.Preview:
+        if region is not None and tuple(region) == (0, 0, canvas.width, canvas.height):
+            region = None
         full = region is None
         names = canvas.element_names if topic == "elements" else {
             "rgb": ("R", "G", "B"), "trust": ("trust",)}[topic]
@@ -80,7 +96,23 @@ class Publisher:
         )
 
     def frames(self, canvas: Canvas, scan_id: str, seq: int, topics=PREVIEW_TOPICS) -> list:
-        return [self.frame(canvas, t, scan_id, seq) for t in topics if t in PREVIEW_TOPICS]
+        """Every frame of a snapshot of these topics: tiles where a full frame is too big."""
+        return [self.frame(canvas, t, scan_id, seq, r) for t, r in self._items(canvas, topics)]
+
+    def snapshot_part(self, canvas: Canvas, scan_id: str, seq: int, topics=PREVIEW_TOPICS,
+                      part: int = 0) -> tuple[list, int]:
+        """(frames of snapshot part `part`, how many parts): whole tiles, in order, at most
+        max_reply_bytes of data per part. A part beyond the last is refused (bad_value)."""
+        items = self._items(canvas, topics)
+        groups = parts([r[2] * r[3] * _bpp(canvas, t) for t, r in items], self.max_reply_bytes)
+        if not 0 <= part < len(groups):
+            raise wire.ProtocolError("part", "bad_value",
+                                     f"part {part}: this snapshot has parts 0..{len(groups) - 1}")
+        chosen = [items[i] for i in groups[part]]
+        return [self.frame(canvas, t, scan_id, seq, r) for t, r in chosen], len(groups)
+
+    def _items(self, canvas: Canvas, topics) -> list[tuple[str, Region]]:
+        return [(t, r) for t in PREVIEW_TOPICS if t in topics for r in self.regions(canvas, t)]
 
     def publish(
         self, canvas: Canvas, scan_id: str, seq: int, now: float, force: bool = False
@@ -90,22 +122,30 @@ class Publisher:
             if not force and (now - self._last[topic] < self.min_gap or not canvas.dirty(topic)):
                 continue
             region = canvas.take_dirty(topic)
-            if force or now - self._last_full[topic] >= self.full_every_s:
+            every = self.full_every_s * len(self.regions(canvas, topic))
+            if force or now - self._last_full[topic] >= every:
                 region = None
                 self._last_full[topic] = now
             elif region is None:
                 continue
             self._last[topic] = now
-            try:
-                frame = self.frame(canvas, topic, scan_id, seq, region)
-            except Exception as e:  # a canvas that cannot be framed: say so
-                self.fail(topic, e)
-                continue
-            self.send(topic, frame)
+            for tile in self.regions(canvas, topic, region):
+                try:
+                    frame = self.frame(canvas, topic, scan_id, seq, tile)
+                except Exception as e:  # a canvas that cannot be framed: say so
+                    self.fail(topic, e)
+                    break
+                self.send(topic, frame)
 
     def status_due(self, now: float, every_s: float) -> bool:
         if now - self._last["status"] >= max(every_s, self.min_gap):
             self._last["status"] = now
             return True
         return False
+
+
+def _bpp(canvas: Canvas, topic: str) -> int:
+    """Bytes per pixel of a topic's preview: its data, and its out-of-domain mask if kept."""
+    masks = getattr(canvas, "domain", {})
+    return bytes_per_pixel(topic, len(canvas.element_names)) + (1 if topic in masks else 0)
 

@@ -67,7 +67,7 @@ class RequestHandling:
                 msg = wire.decode(body, max_bytes=self.cfg.request_max_bytes)
                 if isinstance(msg, wire.SnapshotRequest):
                     self.process_pending()
-                    reply = self.snapshot(tuple(msg.topics))
+                    reply = self.snapshot(tuple(msg.topics), part=msg.part)
                 elif isinstance(msg, wire.Control):
                     try:
                         result = self.on_control(msg)
@@ -152,15 +152,21 @@ class RequestHandling:
     def publish_status(self, now: float) -> None:
         self.publisher.send("status", self.status_message())
 
-    def snapshot(self, topics: tuple[str, ...], **extra):
+    def snapshot(self, topics: tuple[str, ...], part: int = 0, **extra):
+        """One part of the snapshot of these topics (SPEC.md 4.7: a big one takes several)."""
         scan = self.scan or self.finished
-        frames = []
+        frames, parts = [], 1
         if scan is not None:
-            frames = self.publisher.frames(scan.canvas, scan.scan_id, self.seq, topics)
+            frames, parts = self.publisher.snapshot_part(
+                scan.canvas, scan.scan_id, self.seq, topics, part)
+        elif part:
+            raise wire.ProtocolError("part", "bad_value", "no scan: the snapshot has part 0")
         return wire.SnapshotReply(
             scan_id=scan.scan_id if scan else "",
             seq=self.seq,
             scan_start=scan.start if scan else None,
             frames=tuple(frames),
             status=self.status_message(**extra),
+            part=part,
+            parts=parts,
         )

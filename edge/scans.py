@@ -21,7 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from edge.canvas import memory_refusal
 from edge.config import Config
+from edge.inference import element_planes
 from edge.maps import write_final_maps
 from edge.publisher import Publisher
 from edge.recorder import Recorder
@@ -67,6 +69,10 @@ class ScanLifecycle:
             info = json.loads(newest.read_text())
             start = wire.ScanStart(**info["scan"])
             grid, reason = check_start(start, self.sessions, self.cfg.allow_foreign)
+            if grid is not None and (big := memory_refusal(
+                    start.height, start.width, element_planes(self.sessions),
+                    self.cfg.max_canvas_bytes)):
+                grid, reason = None, big
             if grid is None:
                 raise RuntimeError(f"models cannot serve it: {reason}")
             dtype = np.dtype(start.counts_dtype).name
@@ -91,8 +97,13 @@ class ScanLifecycle:
         try:
             Recorder.resume(sidecar, self.cfg.flush_every_s).close(
                 "abort", {"closed_by": f"daemon restart: {why}"})
-        except Exception as e:
-            log.warning("%s: could not close an open scan: %s", sidecar, e)
+        except Exception as e:  # moved aside, so that no later start tries it again
+            aside = sidecar.with_suffix(".unresumable")
+            try:
+                sidecar.replace(aside)
+            except OSError as moved:
+                aside = f"left in place ({moved})"
+            log.error("%s: could not close an open scan (%s): sidecar %s", sidecar, e, aside)
 
     def _replay_recording(self, state: ScanState, path: Path) -> None:
         with open_dataset(path) as ds:
@@ -130,6 +141,10 @@ class ScanLifecycle:
             log.warning("scan %s abandoned: %s starts", self.scan.scan_id, msg.scan_id)
             self.close_scan("abort", closed_by=f"daemon: scan {msg.scan_id} started")
         grid, reason = check_start(msg, self.sessions, self.cfg.allow_foreign)
+        if grid is not None and (big := memory_refusal(
+                msg.height, msg.width, element_planes(self.sessions), self.cfg.max_canvas_bytes,
+                self.cfg.record)):
+            grid, reason = None, big  # refused with its figures, before anything is allocated
         if grid is not None and self.cfg.record:
             dtype = np.dtype(msg.counts_dtype).name
             try:

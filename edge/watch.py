@@ -16,6 +16,7 @@ import zmq
 
 from edge import png
 from edge.security import ClientKeys, secure_client
+from edge.tiles import fetch_snapshot
 from proto import wire
 
 
@@ -36,6 +37,15 @@ class Mirror:
         self.names: tuple[str, ...] = ()
         self.status: wire.Status | None = None
         self.applied = 0
+        self.size: tuple[int, int] | None = None  # (height, width) of scan_id's canvas
+
+    def begin(self, start: wire.ScanStart | None) -> None:
+        """A snapshot's scan: its canvas size, so that tiles can be drawn (SPEC.md 4.4)."""
+        if start is None:
+            return
+        if (start.scan_id, (start.height, start.width)) != (self.scan_id, self.size):
+            self.scan_id, self.rgb, self.elements, self.trust = start.scan_id, None, None, None
+        self.size = (start.height, start.width)
 
     def apply(self, p: wire.Preview) -> None:
         x0, y0, w, h = p.region
@@ -44,15 +54,20 @@ class Mirror:
                 return  # a region of a scan we have no frame of: wait for a full one
             self.scan_id, self.rgb, self.elements, self.trust = p.scan_id, None, None, None
         data = np.asarray(p.data)
-        current = getattr(self, p.topic)
-        if p.full or current is None:
-            if not p.full:
-                return
+        if p.full:
+            self.size = (h, w)
             setattr(self, p.topic, data.copy())
-        elif p.topic == "elements":
-            current[:, y0:y0 + h, x0:x0 + w] = data
         else:
-            current[y0:y0 + h, x0:x0 + w] = data
+            current = getattr(self, p.topic)
+            if current is None or (p.topic == "elements" and len(current) != len(data)):
+                if self.size is None:
+                    return  # a tile of a canvas whose size we do not know: wait for a snapshot
+                current = np.zeros(_shape(p.topic, self.size, len(data)), dtype=data.dtype)
+                setattr(self, p.topic, current)
+            if p.topic == "elements":
+                current[:, y0:y0 + h, x0:x0 + w] = data
+            else:
+                current[y0:y0 + h, x0:x0 + w] = data
         if p.topic == "elements":
             self.names = tuple(p.names)
         self.seq = max(self.seq, p.seq)
@@ -90,11 +105,12 @@ class Watcher:
         return request(self.snapshot_endpoint, message, timeout_s or self.timeout_s, self.keys)
 
     def resync(self) -> wire.SnapshotReply:
-        reply = self.request(wire.SnapshotRequest())
+        reply, frames = fetch_snapshot(self.request)  # every part of it (SPEC.md 4.7)
         if self.strict and self.target is not None and reply.scan_id != self.target:
             return reply  # the daemon is on another scan: never mix it into this one
         self.snapshot_seq = reply.seq
-        for frame in reply.frames:
+        self.mirror.begin(reply.scan_start)
+        for frame in frames:
             self.mirror.apply(frame)
         self.mirror.seq = reply.seq
         self.mirror.status = reply.status
@@ -113,6 +129,9 @@ class Watcher:
                 continue
             if self.strict and msg.scan_id != self.target:
                 continue  # waiting for a scan, or another scan's frames: not the one followed
+            if msg.scan_id != self.mirror.scan_id and not msg.full:
+                self.resync()  # SPEC.md 5: a new scan's tiles need its size; the snapshot,
+                continue  # taken after this tile was sent, holds it
             if msg.seq <= self.snapshot_seq and msg.scan_id == self.mirror.scan_id:
                 continue  # already in the snapshot
             self.mirror.apply(msg)
@@ -165,6 +184,12 @@ def request(endpoint: str, message, timeout_s: float = 10.0, keys: ClientKeys | 
         return wire.decode(sock.recv(), max_bytes=wire.MAX_MESSAGE_BYTES)
     finally:
         sock.close(0)
+
+
+def _shape(topic: str, size: tuple[int, int], planes: int) -> tuple[int, ...]:
+    """A blank canvas of a topic (SPEC.md 4.4 layouts), for tiles to be drawn on."""
+    h, w = size
+    return {"rgb": (h, w, 3), "elements": (planes, h, w), "trust": (h, w)}[topic]
 
 
 def write_pngs(mirror: Mirror, folder: str | Path, prefix: str = "") -> list[Path]:
