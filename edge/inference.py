@@ -15,8 +15,8 @@ import numpy as np
 
 from edge.models import ModelSession
 from proto.bundle import KINDS, BundleError
-from proto.elements import ELEMENTS
 from proto.domain import Subspace
+from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid, Rebinner
 
 log = logging.getLogger("edge.inference")
