@@ -129,9 +129,11 @@ def draw_text(image: np.ndarray, text: str, x: int, y: int, scale: int = 2,
         sub[mask] = colour
 
 
-def panel(values: np.ndarray, title: str, side: int = 192) -> np.ndarray:
-    """One labelled map with a colour bar, its longer side about `side` pixels."""
-    img, lo, hi = colourise(values)
+def panel(values: np.ndarray, title: str, side: int = 192, lo: float | None = None,
+          hi: float | None = None) -> np.ndarray:
+    """One labelled map with a colour bar, its longer side about `side` pixels; the colour
+    range is the values' own unless `lo`/`hi` fix it (a 0/1 mask: 0, 1)."""
+    img, lo, hi = colourise(values, lo, hi)
     step = max(1, max(img.shape[:2]) // side)  # big scans: decimate the preview panel
     img = img[::step, ::step]
     f = max(1, side // max(1, max(img.shape[:2])))  # whole factor, aspect kept, no crop

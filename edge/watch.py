@@ -15,6 +15,8 @@ import numpy as np
 import zmq
 
 from edge import png
+from edge.marks import Marks
+from edge.marks import line as marks_line
 from edge.security import ClientKeys, secure_client
 from edge.tiles import fetch_snapshot
 from proto import wire
@@ -37,6 +39,7 @@ class Mirror:
         self.names: tuple[str, ...] = ()
         self.status: wire.Status | None = None
         self.applied = 0
+        self.marks = Marks()  # foreign topics, out-of-domain masks, trust threshold
         self.size: tuple[int, int] | None = None  # (height, width) of scan_id's canvas
 
     def begin(self, start: wire.ScanStart | None) -> None:
@@ -45,6 +48,7 @@ class Mirror:
             return
         if (start.scan_id, (start.height, start.width)) != (self.scan_id, self.size):
             self.scan_id, self.rgb, self.elements, self.trust = start.scan_id, None, None, None
+            self.marks = Marks()
         self.size = (start.height, start.width)
 
     def apply(self, p: wire.Preview) -> None:
@@ -53,6 +57,7 @@ class Mirror:
             if not p.full:
                 return  # a region of a scan we have no frame of: wait for a full one
             self.scan_id, self.rgb, self.elements, self.trust = p.scan_id, None, None, None
+            self.marks = Marks()
         data = np.asarray(p.data)
         if p.full:
             self.size = (h, w)
@@ -72,6 +77,7 @@ class Mirror:
             self.names = tuple(p.names)
         self.seq = max(self.seq, p.seq)
         self.applied += 1
+        self.marks.apply(p, self.size)
 
 
 class Watcher:
@@ -205,7 +211,7 @@ def write_pngs(mirror: Mirror, folder: str | Path, prefix: str = "") -> list[Pat
     if mirror.trust is not None:
         written.append(png.write_png(
             folder / f"{prefix}trust.png", png.panel(mirror.trust, "trust", 384)))
-    return written
+    return written + mirror.marks.write(folder, prefix, mirror.trust)
 
 
 def watch(
@@ -250,7 +256,8 @@ def watch(
                     c = s.counters if s else {}
                     print(f"[watch] scan {w.mirror.scan_id or '-'} seq {w.mirror.seq} "
                           f"filled {c.get('filled', 0)}/{c.get('width', 0) * c.get('height', 0)} "
-                          f"rate {(s.rates if s else {}).get('spectra_s', 0):.0f}/s", flush=True)
+                          f"rate {(s.rates if s else {}).get('spectra_s', 0):.0f}/s"
+                          f"{marks_line(s)}", flush=True)
             if w.target is not None and w.finished:
                 w.resync()  # the final state for certain, if the daemon is still on this scan
                 if w.mirror.scan_id == w.target:

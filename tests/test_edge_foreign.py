@@ -201,3 +201,30 @@ def _snapshot(d: Daemon) -> wire.SnapshotReply:
         if reply.frames or time.monotonic() > deadline:
             return reply
         time.sleep(0.1)
+
+
+def test_watch_shows_foreign_domain_and_unfamiliar_as_masks(tmp_path):
+    """edge watch: the trust map becomes a 0/1 mask at the bundle's threshold (a score of
+    5.5 and one of 0.08 no longer look alike), the out-of-domain masks of each model and the
+    foreign flag are drawn and printed."""
+    from edge.marks import line
+    from edge.png import read_png
+    from edge.watch import Mirror, write_pngs
+
+    m = Mirror()
+    trust = np.array([[0.08, 5.5], [0.2, 0.1]], np.float32)
+    m.apply(wire.Preview("trust", "s", 3, (0, 0, 2, 2), True, ("trust",), trust, foreign=True,
+                         domain=np.array([[0, 1], [0, 0]], np.uint8), threshold=1.0))
+    m.apply(wire.Preview("elements", "s", 3, (1, 1, 1, 1), False, ("Fe",),
+                         np.ones((1, 1, 1), np.float32), domain=np.ones((1, 1), np.uint8)))
+    assert m.marks.foreign == {"trust"} and m.marks.threshold == 1.0
+    assert m.marks.domain["trust"].tolist() == [[0, 1], [0, 0]]
+    assert m.marks.domain["elements"].tolist() == [[0, 0], [0, 1]]
+    names = {p.name for p in write_pngs(m, tmp_path)}
+    assert {"unfamiliar.png", "domain.png", "trust.png"} <= names
+    img = read_png(tmp_path / "unfamiliar.png")
+    assert len({tuple(px) for px in img.reshape(-1, 3)}) > 2  # the mask drawn, not blank
+    status = wire.Status("s", 3, "scanning", foreign=("trust",),
+                         out_of_domain={"trust": 0.25, "elements": 1.0})
+    assert line(status) == ("  FOREIGN models: trust; outside training domain: elements 100%, "
+                            "trust 25%")
