@@ -110,8 +110,8 @@ def report(command: str, s: Summary, seconds: float) -> int:
         print(f"[archive] FAILED {f}", file=sys.stderr)
     rate = s.spectra / seconds if seconds > 0 else 0.0
     print(f"[archive] {command}: {len(s.done)} done, {len(s.skipped)} skipped (done and "
-          f"verified), {len(s.failed)} failed; {s.spectra} spectra in {seconds:.1f} s "
-          f"({rate:.0f} spectra/s)")
+          f"verified), {len({f.job for f in s.failed})} failed; {s.spectra} spectra in "
+          f"{seconds:.1f} s ({rate:.0f} spectra/s)")
     return 1 if s.failed else 0
 
 
