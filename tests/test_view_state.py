@@ -128,3 +128,15 @@ def test_out_of_domain_masks_and_the_trust_threshold_reach_the_page():
     assert head["topic"] == "trust" and head["threshold"] == 0.7 and head["domain"] is True
     mask = np.frombuffer(payload[4 * 16:], np.uint8).reshape(4, 4)
     assert mask[2, 3] == 1 and mask.sum() == 1  # its block is marked, no other
+
+
+def test_a_refresh_of_what_the_viewer_holds_changes_nothing():
+    st = ViewState()
+    st.reset("s", start(30, 20))
+    frame = np.random.default_rng(3).gamma(2, 10, (3, 20, 30)).astype(np.float32)
+    assert st.apply(preview("elements", (0, 0, 30, 20), frame, full=True)) == (0, 0, 30, 20)
+    assert st.apply(preview("elements", (0, 0, 30, 20), frame, full=True))[2:] == (0, 0)
+    frame = frame.copy()
+    frame[1, 7, 12] += 1.0  # one pixel of one plane: only its box is written and announced
+    assert st.apply(preview("elements", (0, 0, 30, 20), frame, seq=2)) == (12, 7, 1, 1)
+    np.testing.assert_array_equal(st.full["elements"], frame)

@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import zmq
 
@@ -31,8 +32,10 @@ from proto import wire
 
 log = logging.getLogger("edge.view")
 
-BACKLOG = 1000  # messages in one drain: we were too slow, previews may have been dropped
-SUB_HWM = 10_000
+# The SUB queue holds at most SUB_HWM messages (beyond, ZeroMQ drops: SPEC 1); a drain that
+# finds that many means we were at the mark and may have lost previews: resync.
+SUB_HWM = 200
+BACKLOG = SUB_HWM
 
 
 def request(endpoint: str, message: wire.Message, timeout_s: float,
@@ -68,6 +71,10 @@ class CloneClient(threading.Thread):
         self.link_ok: bool | None = None
         self._stale: set[str] = set()  # scans a snapshot showed are over: their late previews
         self._ended: str | None = None  # the scan the last status on PUB said was idle
+        self._sub: zmq.Socket | None = None
+        self._held: list[wire.Preview | wire.Status] = []  # came while a snapshot loaded
+        self._zero_scans: set[str] = set()  # scans whose first frames came meanwhile
+        self._overflow = False
         self._halt = threading.Event()
 
     def stop(self) -> None:
@@ -84,9 +91,11 @@ class CloneClient(threading.Thread):
         for topic in wire.PUB_TOPICS:
             sub.setsockopt(zmq.SUBSCRIBE, topic.encode())
         sub.connect(self.previews)
+        self._sub = sub
         try:
             self._loop(sub)
         finally:
+            self._sub = None
             sub.close(0)
 
     def _loop(self, sub: zmq.Socket) -> None:
@@ -96,7 +105,7 @@ class CloneClient(threading.Thread):
                 if not self.resync():
                     self._halt.wait(1.0)
                     continue
-                need, heard = False, time.monotonic()
+                need, heard = self._after_load(), time.monotonic()
             n = 0
             if sub.poll(100):
                 while n < BACKLOG:
@@ -116,12 +125,18 @@ class CloneClient(threading.Thread):
 
     def handle(self, frames: list[bytes]) -> bool:
         """Apply one PUB message; True when a new snapshot is needed."""
+        msg = self._decode(frames)
+        return False if msg is None else self.handle_msg(msg)
+
+    def _decode(self, frames: list[bytes]) -> wire.Preview | wire.Status | None:
         try:
-            msg = wire.from_pub_frames(frames)
+            return wire.from_pub_frames(frames)
         except wire.ProtocolError as e:
             self.bad_messages += 1
             log.warning("preview refused: %s", e)
-            return False
+            return None
+
+    def handle_msg(self, msg: wire.Preview | wire.Status) -> bool:
         st = self.state
         if isinstance(msg, wire.Status):
             st.status = msg
@@ -144,7 +159,8 @@ class CloneClient(threading.Thread):
         if box is None:
             return True
         self.applied_seq = msg.seq
-        self.notify("change", msg.topic, box)
+        if box[2] and box[3]:
+            self.notify("change", msg.topic, box)
         return False
 
     def resync(self) -> bool:
@@ -163,6 +179,7 @@ class CloneClient(threading.Thread):
         st = self.state
         with st.lock:
             st.seq = reply.seq
+            st.topic_seq = dict.fromkeys(st.topic_seq, reply.seq)
             st.status = reply.status
             st.gen += 1  # pages that saw the state half loaded start over
         self.snapshot_seq = reply.seq
@@ -184,6 +201,7 @@ class CloneClient(threading.Thread):
         st.reset(first.scan_id, first.scan_start)
         for frame in first.frames:
             st.apply(frame)
+        first = replace(first, frames=())  # its bytes go: one part in memory at a time
         for part in range(1, first.parts):
             reply = self._ask_part(part)
             if (reply.scan_id, reply.parts) != (first.scan_id, first.parts):
@@ -193,11 +211,63 @@ class CloneClient(threading.Thread):
         return first
 
     def _ask_part(self, part: int) -> wire.SnapshotReply:
-        reply = self.ask(wire.SnapshotRequest(part=part) if part else wire.SnapshotRequest())
+        message = wire.SnapshotRequest(part=part) if part else wire.SnapshotRequest()
+        reply = self.ask(message) if self._sub is None else self._ask_holding(message)
         if not isinstance(reply, wire.SnapshotReply):
             raise wire.ProtocolError("", "unexpected_reply",
                                      f"the daemon refused the snapshot request: {reply}")
         return reply
+
+    # ---- while a snapshot loads ---------------------------------------------------------
+    # Previews keep coming while a big snapshot is read (seconds for 4096 x 4096). They are
+    # taken off the SUB socket as they come, not left in ZeroMQ's queue: a scan's first
+    # frames (seq 0, all zeros; a whole canvas of tiles) are dropped at once, since any
+    # snapshot holds them, noting their scan; the others are held, in order, for after.
+    def _ask_holding(self, message: wire.Message) -> wire.Message:
+        sock = secure_client(zmq.Context.instance().socket(zmq.DEALER), self.keys)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(self.snapshot)
+        try:
+            sock.send_multipart([b"", wire.encode(message)])
+            poller = zmq.Poller()
+            poller.register(sock, zmq.POLLIN)
+            poller.register(self._sub, zmq.POLLIN)
+            deadline = time.monotonic() + self.timeout_s
+            while (left := deadline - time.monotonic()) > 0:
+                events = dict(poller.poll(left * 1000))
+                if self._sub in events:
+                    self._hold()
+                if sock in events:
+                    frames = sock.recv_multipart()
+                    return wire.decode(frames[-1], max_bytes=wire.MAX_MESSAGE_BYTES)
+            raise TimeoutError(f"no reply from the daemon at {self.snapshot} in "
+                               f"{self.timeout_s:g} s")
+        finally:
+            sock.close(0)
+
+    def _hold(self) -> None:
+        while True:
+            try:
+                frames = self._sub.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            msg = self._decode(frames)
+            if isinstance(msg, wire.Preview) and msg.seq == 0:
+                self._zero_scans.add(msg.scan_id)
+            elif msg is not None and len(self._held) < BACKLOG:
+                self._held.append(msg)
+            elif msg is not None:
+                self._overflow = True
+
+    def _after_load(self) -> bool:
+        """Apply what was held during the load; True when another snapshot is needed (a
+        scan began meanwhile, or too much came)."""
+        held, self._held = self._held, []
+        need = self._overflow or bool(self._zero_scans - {self.state.scan_id})
+        self._overflow, self._zero_scans = False, set()
+        for msg in held:
+            need = self.handle_msg(msg) or need
+        return need
 
     def _link(self, ok: bool, text: str) -> None:
         if ok != self.link_ok:

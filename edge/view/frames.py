@@ -13,7 +13,8 @@ Browser messages (all from the server):
 - binary regions: uint32 LE header length, a JSON header (space-padded so the payload
   starts 4-byte aligned), then the raw little-endian payload: rgb uint8 [h, w, 3],
   elements float32 [E, h, w], trust float32 [h, w]. Header: t "region", topic, layer
-  ("o" overview or "d" detail), level, x, y, w, h (in that level's pixels), gen, and for
+  ("o" overview or "d" detail), level, x, y, w, h (in that level's pixels), gen, seq (the
+  viewer's: every preview up to it is in the data), and for
   elements names and vmax (the full-resolution maximum of each plane), for trust the
   calibrated threshold (null: none), and `domain: true` when a uint8 [h, w] out-of-domain
   mask (1: outside the model's training domain; overview: any pixel of the block) follows;
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
 from collections.abc import Callable
 
 import numpy as np
@@ -38,9 +40,11 @@ Job = Callable[[], bytes | str | None]
 
 
 class Browser:
-    """One page's pending work."""
+    """One page's pending work. The event loop marks it, a worker thread builds from it:
+    `lock` keeps the two apart (taken before the state's lock, never inside it)."""
 
     def __init__(self) -> None:
+        self.lock = threading.Lock()
         self.gen = -1
         self.pending: dict[str, Box] = {}
         self.detail: tuple[int, Box] | None = None  # level, aligned box
@@ -53,6 +57,10 @@ class Browser:
         """Add a changed full-resolution region (x0, y0, w, h) of `topic`."""
         x0, y0, w, h = box
         new = (x0, y0, x0 + w, y0 + h)
+        with self.lock:
+            self._merge(topic, new, width, height)
+
+    def _merge(self, topic: str, new: Box, width: int, height: int) -> None:
         old = self.pending.get(topic)
         if old is not None:
             new = (min(old[0], new[0]), min(old[1], new[1]),
@@ -64,7 +72,12 @@ class Browser:
         self.pending[topic] = new
 
     def zoom(self, state: ViewState, rect: list | None) -> None:
-        """The page shows full-resolution rectangle `rect` [x, y, w, h] (None: everything)."""
+        """The page shows full-resolution rectangle `rect` [x, y, w, h] (None: everything);
+        takes the state's lock: call it off the event loop."""
+        with self.lock:
+            self._zoom(state, rect)
+
+    def _zoom(self, state: ViewState, rect: list | None) -> None:
         with state.lock:
             self.rect, self.detail, self.detail_new = rect, None, True
             if rect is None or state.level == 0:
@@ -83,12 +96,13 @@ class Browser:
             self.detail = (level, box)
 
     def jobs(self, state: ViewState) -> list[Job]:
-        """This round's messages, as jobs that build each one when called."""
+        """This round's messages, as jobs that build each one when called (takes the state's
+        lock: call it off the event loop)."""
         out: list[Job] = []
-        with state.lock:
+        with self.lock, state.lock:
             if self.gen != state.gen:
                 self.gen = state.gen
-                self.zoom(state, self.rect)  # the same rectangle of the new layout, if any
+                self._zoom(state, self.rect)  # the same rectangle of the new layout, if any
                 desc = {"t": "scan", **state.describe()}
                 out.append(lambda: json.dumps(desc))
                 pending = {t: WHOLE for t in TOPICS if state.has(t)}
@@ -137,7 +151,8 @@ def _region_job(state: ViewState, topic: str, layer: str, level: int, box: Box, 
             data = state.crop(topic, level, x0, y0, x1 - x0, y1 - y0)
             h, w = data.shape[1:] if topic == "elements" else data.shape[:2]
             header = {"t": "region", "topic": topic, "layer": layer, "level": level,
-                      "x": x0 // f, "y": y0 // f, "w": int(w), "h": int(h), "gen": gen}
+                      "x": x0 // f, "y": y0 // f, "w": int(w), "h": int(h), "gen": gen,
+                      "seq": state.topic_seq.get(topic, state.seq)}
             if topic == "elements":
                 header |= {"names": list(state.names),
                            "vmax": [float(v) for v in state.vmax]}

@@ -99,7 +99,8 @@ async def _pump(hub: Hub, page: Page) -> None:
         if page.link_due:
             page.link_due = False
             await ws.send_str(json.dumps(hub.link))
-        for job in page.work.jobs(hub.state):
+        jobs = await loop.run_in_executor(None, page.work.jobs, hub.state)
+        for job in jobs:
             try:
                 msg = await loop.run_in_executor(None, job)
             except Exception:  # a bug here must not silence the page: log, go on
@@ -184,13 +185,19 @@ def make_app(state: ViewState, hub: Hub, clone: CloneClient) -> web.Application:
                 await sender
         return ws
 
+    async def zoom(page: Page, rect: list | None) -> None:
+        try:
+            await asyncio.get_running_loop().run_in_executor(None, page.work.zoom, state, rect)
+        except (ValueError, TypeError) as e:
+            log.info("ignored a zoom request: %s", e)
+        page.wake.set()
+
     def on_text(page: Page, text: str) -> None:
         try:
             m = json.loads(text)
             op = m.get("op")
             if op == "zoom":
-                page.work.zoom(state, m.get("rect"))
-                page.wake.set()
+                asyncio.get_running_loop().create_task(zoom(page, m.get("rect")))
             elif op == "pixel" and not page.pixel_busy:
                 x, y = int(m["x"]), int(m["y"])
                 if 0 <= x < state.width and 0 <= y < state.height:

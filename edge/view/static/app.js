@@ -79,7 +79,7 @@ function onRegion(buf) {
   writeRegion(L, head, buf, 4 + hl);
   stats.regions++;
   stats.lastRegionAt = Date.now();
-  stats.arrivals.push([stats.lastRegionAt, head.topic, head.layer, head.level, head.x, head.y, head.w, head.h]);
+  stats.arrivals.push([stats.lastRegionAt, head.topic, head.layer, head.level, head.x, head.y, head.w, head.h, head.seq]);
   if (stats.arrivals.length > 400) stats.arrivals.splice(0, 200);
   S.dirty = true;
 }
@@ -123,8 +123,10 @@ function scaleRange() {
 // the daemon's calibrated threshold when it sends one (SPEC 4.4), else the top 5 % of this
 // scan; the slider overrides either
 function trustThreshold() {
-  if (!S.ov || !S.ov.trust) return null;
-  if (S.trustAuto || S.trustT === null) {
+  if (!S.ov || !S.ov.trust || !$("trust-toggle").checked) return null;
+  const now = Date.now();  // the automatic one follows the scan, at most once a second
+  if (S.trustT === null || (S.trustAuto && now - (S.trustAt || 0) > 1000)) {
+    S.trustAt = now;
     let max = 0;
     for (const v of S.ov.trust) if (v > max) max = v;
     const calibrated = typeof S.threshold === "number";
@@ -144,13 +146,18 @@ function drawAll() {
   S.dirty = false;
   const T = trustThreshold(), on = $("trust-toggle").checked;
   const overlay = (topic) => (on ? (L) => maskCanvas(L, T, topic) : null);
+  let used = null;
   drawView($("rgb-view"), layers(), (L) => L.rgbCanvas, overlay("rgb"), S.view, S.W, S.H, S.marked);
   const [lo, hi] = scaleRange();
   const valueIdx = S.values[S.sel], sigmaIdx = S.sigma[S.sel];
-  drawView($("element-view"), layers(), (L) => (valueIdx === undefined ? null
-    : elementCanvas(L, valueIdx, sigmaIdx, lo, hi)), overlay("elements"), S.view, S.W, S.H, S.marked);
+  drawView($("element-view"), layers(), (L) => {
+    const got = valueIdx === undefined ? null : elementCanvas(L, valueIdx, sigmaIdx, lo, hi);
+    if (got && L === S.ov) used = got[1];
+    return got && got[0];
+  }, overlay("elements"), S.view, S.W, S.H, S.marked);
   const name = S.names[valueIdx];
-  drawColorbar($("colorbar"), lo, hi, name ? `${name} c/s` : "c/s");
+  const [blo, bhi] = used || [lo, hi];  // the scale the map is drawn with
+  drawColorbar($("colorbar"), blo, bhi, name ? `${name} c/s` : "c/s");
   $("dl-legend").hidden = !(sigmaIdx >= 0);
   if (lastSpectrum && lastSpectrum.elementNames.join() !== S.values.map((i) => S.names[i]).join()) {
     drawSpectrum(lastSpectrum.m, S.values.map((i) => S.names[i]));
@@ -274,7 +281,10 @@ $("element").addEventListener("change", () => {
   S.selName = S.names[S.values[S.sel]];
   S.dirty = true;
 });
-$("scaling").addEventListener("change", () => { S.dirty = true; });
+$("scaling").addEventListener("change", () => {
+  for (const L of layers()) L.elUsed = null;  // the user's choice applies at once
+  S.dirty = true;
+});
 $("trust-toggle").addEventListener("change", () => { S.dirty = true; });
 $("trust-threshold").addEventListener("input", () => {
   S.trustAuto = false;
@@ -286,7 +296,7 @@ $("spectrum-log").addEventListener("change", () => {
 });
 attach($("rgb-view"));
 attach($("element-view"));
-setInterval(drawAll, 50);
+setInterval(drawAll, 100);
 connect();
 
 // test and bench hooks (read-only views of what the page holds)

@@ -31,7 +31,9 @@ function makeLayer(level, x, y, w, h) {
     level, x, y, w, h, version: 0,
     rgbCanvas: canvas, rgbCtx: canvas.getContext("2d"), rgbImg: new ImageData(w, h),
     el: null, names: null, trust: null, domain: {},
-    elCanvas: null, elKey: "",
+    // what changed since each offscreen canvas was last rendered: [x0, y0, x1, y1] or null
+    dirty: { elements: null, mask_rgb: null, mask_elements: null },
+    elCanvas: null, elUsed: null, elFullAt: 0,
   };
 }
 
@@ -73,7 +75,16 @@ function writeRegion(L, head, buf, off) {
     for (let j = 0; j < h; j++) L.trust.set(src.subarray(j * w, j * w + w), (ry + j) * L.w + rx);
   }
   L.version++;
+  const box = [rx, ry, rx + w, ry + h];
+  const marks = head.topic === "trust" ? ["mask_rgb", "mask_elements"] : head.topic === "elements"
+    ? ["elements"] : [];
+  if (head.domain && head.topic !== "trust") marks.push(`mask_${head.topic}`);
+  for (const k of marks) L.dirty[k] = union(L.dirty[k], box);
   return true;
+}
+
+function union(a, b) {
+  return a ? [Math.min(a[0], b[0]), Math.min(a[1], b[1]), Math.max(a[2], b[2]), Math.max(a[3], b[3])] : b;
 }
 
 function offscreen(L, key) {
@@ -86,45 +97,72 @@ function offscreen(L, key) {
 }
 
 // The selected element of a layer through the colour scale; grey below 3 sigma if known.
+// Only what changed is rendered again, at the scale in use; the whole layer when the
+// plane changes, or when the wanted scale moved by over 2 % (at most twice a second).
+// Returns [canvas, [lo, hi] in use] (the colour bar shows that scale).
 function elementCanvas(L, valueIdx, sigmaIdx, lo, hi) {
   if (!L.el || valueIdx >= L.el.length) return null;
-  const key = `${valueIdx}|${sigmaIdx}|${lo}|${hi}|${L.version}`;
-  const canvas = offscreen(L, "elCanvas");
-  if (L.elKey === key) return canvas;
-  const plane = L.el[valueIdx], sigma = sigmaIdx >= 0 ? L.el[sigmaIdx] : null;
-  const img = new ImageData(L.w, L.h), d = img.data, span = hi > lo ? hi - lo : 1;
-  for (let i = 0, t = 0; i < plane.length; i++, t += 4) {
-    const v = Math.max(0, plane[i]);  // negatives are shown as zero
-    let rgb;
-    if (sigma && plane[i] < 3 * sigma[i]) rgb = GREY;
-    else rgb = LUT[Math.max(0, Math.min(255, Math.floor(((v - lo) / span) * 255)))];
-    d[t] = rgb[0]; d[t + 1] = rgb[1]; d[t + 2] = rgb[2]; d[t + 3] = 255;
+  const canvas = offscreen(L, "elCanvas"), u = L.elUsed, now = Date.now();
+  const moved = u && Math.abs(u.lo - lo) + Math.abs(u.hi - hi) > 0.02 * (u.hi - u.lo || 1);
+  if (!u || u.valueIdx !== valueIdx || u.sigmaIdx !== sigmaIdx || (moved && now - L.elFullAt > 500)) {
+    L.elUsed = { valueIdx, sigmaIdx, lo, hi };
+    L.elFullAt = now;
+    paintElement(L, canvas, [0, 0, L.w, L.h]);
+    L.dirty.elements = null;
+  } else {
+    if (L.dirty.elements) paintElement(L, canvas, L.dirty.elements);
+    L.dirty.elements = null;
+    if (moved) S.dirty = true;  // the new scale is due in a moment: draw again then
   }
-  canvas.getContext("2d").putImageData(img, 0, 0);
-  L.elKey = key;
-  return canvas;
+  return [canvas, [L.elUsed.lo, L.elUsed.hi]];
+}
+
+function paintElement(L, canvas, box) {
+  const { valueIdx, sigmaIdx, lo, hi } = L.elUsed, [x0, y0, x1, y1] = box;
+  const plane = L.el[valueIdx], sigma = sigmaIdx >= 0 ? L.el[sigmaIdx] : null;
+  const img = new ImageData(x1 - x0, y1 - y0), d = img.data, span = hi > lo ? hi - lo : 1;
+  for (let y = y0, t = 0; y < y1; y++) {
+    for (let x = x0, i = y * L.w + x0; x < x1; x++, i++, t += 4) {
+      const v = Math.max(0, plane[i]);  // negatives are shown as zero
+      const rgb = sigma && plane[i] < 3 * sigma[i] ? GREY
+        : LUT[Math.max(0, Math.min(255, Math.floor(((v - lo) / span) * 255)))];
+      d[t] = rgb[0]; d[t + 1] = rgb[1]; d[t + 2] = rgb[2]; d[t + 3] = 255;
+    }
+  }
+  canvas.getContext("2d").putImageData(img, x0, y0);
 }
 
 // Unfamiliar paint (trust score at or above `threshold`) as a red veil, and pixels outside
-// the training domain of the model behind `topic` in orange; the rest transparent.
+// the training domain of the model behind `topic` in orange; the rest transparent. Only
+// what changed is painted again, unless the threshold or the topic did.
 function maskCanvas(L, threshold, topic) {
   const domain = L.domain[topic];
   if (!domain && (!L.trust || threshold === null)) return null;
-  const key = `${threshold}|${topic}|${L.version}`;
-  const name = `mask_${topic}`;
-  const canvas = offscreen(L, name);
-  if (L[`${name}Key`] === key) return canvas;
-  const img = new ImageData(L.w, L.h), d = img.data;
-  for (let i = 0, t = 0; i < L.w * L.h; i++, t += 4) {
-    if (L.trust && threshold !== null && L.trust[i] >= threshold && L.trust[i] > 0) {
-      d[t] = 255; d[t + 1] = 0; d[t + 2] = 40; d[t + 3] = 150;
-    } else if (domain && domain[i]) {
-      d[t] = 255; d[t + 1] = 150; d[t + 2] = 0; d[t + 3] = 150;
+  const canvas = offscreen(L, `mask_${topic}`), key = `${threshold}`;
+  const used = L[`mask_${topic}Key`];
+  const dirty = L.dirty[`mask_${topic}`];
+  if (used !== key) {
+    L[`mask_${topic}Key`] = key;
+    paintMask(L, canvas, threshold, domain, [0, 0, L.w, L.h]);
+  } else if (dirty) {
+    paintMask(L, canvas, threshold, domain, dirty);
+  }
+  L.dirty[`mask_${topic}`] = null;
+  return canvas;
+}
+
+function paintMask(L, canvas, threshold, domain, box) {
+  const [x0, y0, x1, y1] = box, img = new ImageData(x1 - x0, y1 - y0), d = img.data;
+  for (let y = y0, t = 0; y < y1; y++) {
+    for (let x = x0, i = y * L.w + x0; x < x1; x++, i++, t += 4) {
+      if (L.trust && threshold !== null && L.trust[i] >= threshold && L.trust[i] > 0) {
+        d[t] = 255; d[t + 1] = 0; d[t + 2] = 40; d[t + 3] = 150;
+      } else if (domain && domain[i]) {
+        d[t] = 255; d[t + 1] = 150; d[t + 2] = 0; d[t + 3] = 150;
+      }
     }
   }
-  canvas.getContext("2d").putImageData(img, 0, 0);
-  L[`${name}Key`] = key;
-  return canvas;
+  canvas.getContext("2d").putImageData(img, x0, y0);
 }
 
 // Percentiles (0..1) of the positive values of a plane, from at most ~40,000 samples.
