@@ -229,7 +229,7 @@ class Daemon(ScanLifecycle, RequestHandling):
                  self.cfg.ingest_hwm, self.cfg.max_frame_bytes, self.cfg.ingest_buffer_bytes,
                  self.cfg.max_message_bytes)
         while not self.stopping:
-            events = dict(poller.poll(50))
+            events = dict(poller.poll(0 if self.publisher.pending else 50))
             if self.pull in events:
                 self.receive(wait_s)
                 self.guarded(self.process_pending)
@@ -244,6 +244,8 @@ class Daemon(ScanLifecycle, RequestHandling):
                 if self.scan.recording:
                     self.flush_due(self.scan, now)
                 self.publisher.publish(self.scan.canvas, self.scan.scan_id, self.seq, now)
+            elif self.publisher.pending:  # a closed scan's last tiles, a burst a turn
+                self.publisher.drain(self.seq)
             if self.publisher.status_due(now, self.cfg.status_every_s):
                 self.publish_status(now)
         self.shutdown()

@@ -4,6 +4,8 @@ A frame or region over `max_preview_bytes` goes out as tiles, and a snapshot ove
 `max_reply_bytes` in parts (edge.tiles, SPEC.md 4.4 and 4.7), so no message outgrows
 the limits whatever the canvas; a canvas of k tiles gets its periodic full refresh k
 times less often, so refreshing costs no more bytes per second than one tile's worth.
+Tiles wait in a queue and go out `burst` per loop turn (`drain`), so a big frame never
+holds the loop (ingest, requests) for longer than a few tiles' encoding.
 
 PUB never blocks ingest: it sends with NOBLOCK under a send high-water mark, so
 a slow subscriber loses previews (it resyncs with a snapshot), never the
@@ -15,6 +17,7 @@ pattern: subscribe first, snapshot, drop updates at or below its sequence).
 from __future__ import annotations
 
 import logging
+from collections import deque
 
 import zmq
 
@@ -32,6 +35,9 @@ class Publisher:
         self.pub = pub
         self.max_preview_bytes = max_preview_bytes
         self.max_reply_bytes = max_reply_bytes
+        self.burst = 4  # tiles sent per loop turn at most (4 x 16 MiB: ~0.1 s of encoding)
+        self._queue: dict[str, deque[Region]] = {t: deque() for t in PREVIEW_TOPICS}
+        self._source: tuple[Canvas, str] | None = None  # the canvas the queued tiles are of
         self.min_gap = 1.0 / rate_hz if rate_hz > 0 else 0.0
         self.full_every_s = full_every_s
         self._last: dict[str, float] = dict.fromkeys(PUB_TOPICS, 0.0)
@@ -117,24 +123,51 @@ class Publisher:
     def publish(
         self, canvas: Canvas, scan_id: str, seq: int, now: float, force: bool = False
     ) -> None:
-        """Send what changed, per topic, no more often than the rate limit."""
+        """Queue what changed, per topic, no more often than the rate limit (everything when
+        forced, and a periodic full frame), then send a burst of the queue."""
+        if self._source is None or self._source[0] is not canvas:
+            for q in self._queue.values():  # another scan's canvas: its tiles are moot
+                q.clear()
+            self._source = (canvas, scan_id)
         for topic in PREVIEW_TOPICS:
             if not force and (now - self._last[topic] < self.min_gap or not canvas.dirty(topic)):
                 continue
             region = canvas.take_dirty(topic)
             every = self.full_every_s * len(self.regions(canvas, topic))
             if force or now - self._last_full[topic] >= every:
+                self._queue[topic].clear()  # the whole frame covers what was waiting
                 region = None
                 self._last_full[topic] = now
             elif region is None:
                 continue
             self._last[topic] = now
-            for tile in self.regions(canvas, topic, region):
+            self._queue[topic].extend(self.regions(canvas, topic, region))
+        self.drain(seq)
+
+    @property
+    def pending(self) -> int:
+        """Tiles waiting to be sent."""
+        return sum(len(q) for q in self._queue.values())
+
+    def drain(self, seq: int) -> None:
+        """Send up to `burst` queued tiles, topics in turn, with the canvas's current data
+        (absolute values: the frame says what `seq` includes when it is sent)."""
+        if self._source is None:
+            return
+        canvas, scan_id = self._source
+        budget = self.burst
+        while budget and self.pending:
+            for topic, q in self._queue.items():
+                if not q or not budget:
+                    continue
+                budget -= 1
+                tile = q.popleft()
                 try:
                     frame = self.frame(canvas, topic, scan_id, seq, tile)
                 except Exception as e:  # a canvas that cannot be framed: say so
                     self.fail(topic, e)
-                    break
+                    q.clear()
+                    continue
                 self.send(topic, frame)
 
     def status_due(self, now: float, every_s: float) -> bool:
