@@ -194,3 +194,57 @@ def screenshot(driver, path: Path) -> None:
     img = Image.open(raw).convert("RGB").quantize(colors=256, method=Image.Quantize.MEDIANCUT)
     img.save(path, optimize=True)
     raw.unlink()
+
+
+def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_path):
+    """A stand-in daemon (the protocol's two sockets) publishes Fe with an `Fe_sigma` plane:
+    pixels under 3 sigma are grey, the others coloured, and the legend says why."""
+    import types
+
+    import zmq
+
+    from tests.edge_support import free_port
+
+    *_, driver = world
+    ctx = zmq.Context.instance()
+    pub, router = ctx.socket(zmq.PUB), ctx.socket(zmq.ROUTER)
+    fake = types.SimpleNamespace(previews=f"tcp://127.0.0.1:{free_port()}",
+                                 snapshot=f"tcp://127.0.0.1:{free_port()}")
+    pub.bind(fake.previews)
+    router.bind(fake.snapshot)
+    fe = np.array([[[10, 10, 1, 1], [10, 10, 1, 1]]], np.float32)
+    frames = (
+        wire.Preview("rgb", "dl", 1, (0, 0, 4, 2), True, ("R", "G", "B"),
+                     np.full((2, 4, 3), 128, np.uint8)),
+        wire.Preview("elements", "dl", 1, (0, 0, 4, 2), True, ("Fe", "Fe_sigma"),
+                     np.concatenate([fe, np.ones_like(fe)])),
+    )
+    reply = wire.encode(wire.SnapshotReply(
+        "dl", 1, wire.ScanStart("dl", 4, 2, 16, 0.0, 0.02, 0.1), frames,
+        wire.Status("dl", 1, "scanning")))
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            if router.poll(100):
+                ident, *_, _ = router.recv_multipart()
+                router.send_multipart([ident, b"", reply])
+
+    server = threading.Thread(target=answer)
+    server.start()
+    v = ViewServer(fake, tmp_path / "view.log").start()
+    try:
+        driver.get(v.url)
+        wait(lambda: js(driver, "state()")["names"] == ["Fe", "Fe_sigma"], what="the planes")
+        options = driver.find_elements(By.CSS_SELECTOR, "#element option")
+        assert [o.text for o in options] == ["Fe"]  # the uncertainty is not a map of its own
+        wait(lambda: driver.find_element(By.ID, "dl-legend").is_displayed(), what="the legend")
+        wait(lambda: js(driver, "canvasPixel('element-view', 3, 1)") == [128, 128, 128],
+             what="grey below 3 sigma")
+        assert js(driver, "canvasPixel('element-view', 0, 0)") != [128, 128, 128]
+    finally:
+        v.stop()
+        stop.set()
+        server.join(5)
+        pub.close(0)
+        router.close(0)

@@ -49,6 +49,7 @@ def test_block_mean_handles_partial_edge_blocks():
 def test_split_sigma_pairs_uncertainty_planes():
     assert split_sigma(NAMES) == ([0, 1], [2, -1])
     assert split_sigma(("Ca", "Fe")) == ([0, 1], [-1, -1])
+    assert split_sigma(("Ca_errors", "Ca", "Pb")) == ([1, 2], [0, -1])
 
 
 def test_overview_follows_every_region_exactly():

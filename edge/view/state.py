@@ -7,8 +7,9 @@ into. Memory: the full-resolution canvases (the same bytes as the daemon's: widt
 x (3 + 4 E + 4)) plus their overview and the element planes' block maxima (at most
 MAX_SIDE**2 x (3 + 8 E + 4)), nothing per browser.
 
-Element planes named `<element>_sigma` are the uncertainty of `<element>` (the daemon
-publishes none yet): the page greys a pixel below its detection limit when one exists.
+Element planes named `<element>_sigma` (or `<element>_errors`, the name the recording's
+NeXus `predictions` group uses) are the uncertainty of `<element>`; the daemon publishes
+none yet. When one exists the page greys a pixel below its detection limit (value < 3 sigma).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from proto import wire
 
 MAX_SIDE = 1024  # pixels a side sent to a browser at once
 TOPICS = wire.PREVIEW_TOPICS
-SIGMA_SUFFIX = "_sigma"
+SIGMA_SUFFIXES = ("_sigma", "_errors")
 DOMAIN = "domain:"  # + topic: the preview's optional out-of-domain mask (SPEC 4.4, 1.1)
 
 
@@ -96,8 +97,9 @@ def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]
 def split_sigma(names: tuple[str, ...]) -> tuple[list[int], list[int]]:
     """(value plane indices, sigma plane index per value plane or -1)."""
     index = {n: i for i, n in enumerate(names)}
-    values = [i for i, n in enumerate(names) if not n.endswith(SIGMA_SUFFIX)]
-    return values, [index.get(names[i] + SIGMA_SUFFIX, -1) for i in values]
+    values = [i for i, n in enumerate(names) if not n.endswith(SIGMA_SUFFIXES)]
+    return values, [next((index[names[i] + x] for x in SIGMA_SUFFIXES
+                          if names[i] + x in index), -1) for i in values]
 
 
 class ViewState:

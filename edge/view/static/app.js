@@ -84,15 +84,16 @@ function onRegion(buf) {
   S.dirty = true;
 }
 
-// element planes: values, and an optional `<name>_sigma` plane each
+// element planes: values, and an optional `<name>_sigma` (or `_errors`) plane each
 function setNames(names) {
   S.names = names.slice();
   S.values = [];
   S.sigma = [];
   names.forEach((n, i) => {
-    if (n.endsWith("_sigma")) return;
+    if (n.endsWith("_sigma") || n.endsWith("_errors")) return;
     S.values.push(i);
-    S.sigma.push(names.indexOf(`${n}_sigma`));
+    const sigma = names.indexOf(`${n}_sigma`);
+    S.sigma.push(sigma >= 0 ? sigma : names.indexOf(`${n}_errors`));
   });
   const sel = $("element");
   sel.replaceChildren(...S.values.map((i, k) => new Option(names[i], String(k))));
@@ -322,6 +323,12 @@ window.__view = {
     return [((x + 0.5 - v.ox) * v.s * r.width) / c.width, ((y + 0.5 - v.oy) * v.sy * r.height) / c.height];
   },
   spectrum: () => (lastSpectrum ? lastSpectrum.m : null),
+  canvasPixel: (id, x, y) => {  // [r, g, b] drawn at the centre of scan pixel (x, y)
+    const v = S.view, c = $(id);
+    const d = c.getContext("2d").getImageData(Math.floor((x + 0.5 - v.ox) * v.s),
+      Math.floor((y + 0.5 - v.oy) * v.sy), 1, 1).data;
+    return [d[0], d[1], d[2]];
+  },
   zoomTo: (x, y, w, h) => {  // as the wheel would, for tests: show [x, y, w, h] of the scan
     const c = $("rgb-view"), s = Math.min(c.width / w, c.height / h);
     S.view = { s, sy: s, ox: x, oy: y, fit: S.view ? S.view.fit : s };
