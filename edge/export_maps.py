@@ -32,6 +32,8 @@ def _tifffile():
 def export_maps(recording: str | Path, tiff_dir: str | Path) -> list[Path]:
     """Write the TIFFs (and rgb.png) of `recording`'s predictions into `tiff_dir`."""
     tifffile = _tifffile()
+    if not Path(recording).is_file():
+        raise ExportError(f"no such recording: {recording}")
     try:
         p = predictions.read(recording)
     except KeyError as e:
