@@ -137,22 +137,26 @@ class Link:
         before = self.messages_before or 0
         return int(status.counters.get("messages", 0)) >= before + self.sent
 
-    def _poll(self, done, what: str) -> wire.Status:
+    def _poll(self, done, what: str, cap_s: float | None = None) -> wire.Status:
         """Poll the status until `done(status)` is true; give up when nothing has changed
-        on the daemon for `timeout_s` (a slow daemon that still makes progress is waited for)."""
-        last, seen, changed = None, None, time.monotonic()
+        on the daemon for `timeout_s` (a slow daemon that still makes progress is waited
+        for), or after `cap_s` in all (other senders keep the daemon's counters moving)."""
+        t0 = changed = time.monotonic()
+        seen = None
         while True:
             s = self.status()
             if done(s):
                 return s
             key = (s.scan_id, s.state, s.counters.get("messages"), accepted_pixels(s))
+            now = time.monotonic()
             if key != seen:
-                seen, changed = key, time.monotonic()
-            elif time.monotonic() - changed > self.timeout_s:
+                seen, changed = key, now
+            elif now - changed > self.timeout_s:
                 raise LinkError(f"{what} not confirmed: nothing changed on the daemon for "
                                 f"{self.timeout_s:g} s ({describe(s)})")
-            last = s
-            time.sleep(0.02 if last is None else 0.05)
+            if cap_s is not None and now - t0 > cap_s:
+                raise LinkError(f"{what} not confirmed within {cap_s:g} s ({describe(s)})")
+            time.sleep(0.02)
 
     def confirm_start(self, scan_id: str) -> None:
         """After scan_start: the daemon opened this scan, else LinkError with its reason."""
@@ -160,15 +164,19 @@ class Link:
             return
 
         def done(s: wire.Status) -> bool:
-            if not self._handled(s):
-                return False
             if reason := refusal(s, scan_id):
                 raise LinkError(f"the daemon refused scan {scan_id}: {reason}")
-            if s.scan_id == scan_id and s.state == "scanning":
-                return True
-            raise LinkError(f"the daemon did not open scan {scan_id} ({describe(s)})")
+            # scanning it, once our scan_start can have been handled (other senders may
+            # move the message counter too: then a later status shows it)
+            return self._handled(s) and s.scan_id == scan_id and s.state == "scanning"
 
-        self._poll(done, f"scan_start of {scan_id}")
+        self._poll(done, f"the opening of scan {scan_id}", cap_s=max(30.0, 3 * self.timeout_s))
+
+    def drain(self) -> None:
+        """Before closing: wait (while the daemon makes progress) until it has taken as many
+        messages as this link sent, so no linger can run out on a slow daemon's queue."""
+        if self.requests is not None and self.sent:
+            self._poll(self._handled, "delivery")
 
     def confirm_delivery(self, scan_id: str, pixels: int, ended: bool) -> str:
         """After the last message: every pixel accepted and (`ended`) the scan closed.

@@ -221,7 +221,8 @@ def _stream(path, push, link: Link | None, *, order, dwell_s, pixels_per_message
             )))
     confirmed = ""
     if link is not None:
-        link.close()  # delivers what is queued, then the daemon can confirm it
+        link.drain()  # the daemon has taken every message (or LinkError)
+        link.close()  # delivers what may still be queued, then the daemon can confirm it
         confirmed = link.confirm_delivery(scan_id, sent_pixels, ended=send_end)
     seconds = time.perf_counter() - t0
     return ReplayResult(scan_id, sent_pixels, messages, seconds, confirmed)
