@@ -1,4 +1,4 @@
-"""`python -m edge serve|replay|watch|view|status|reload` (installed as `maxrf-edge`)."""
+"""`python -m edge serve|replay|watch|view|export-maps|status|reload|keys` (`maxrf-edge`)."""
 
 from __future__ import annotations
 
