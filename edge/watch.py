@@ -41,6 +41,7 @@ class Mirror:
         self.applied = 0
         self.marks = Marks()  # foreign topics, out-of-domain masks, trust threshold
         self.size: tuple[int, int] | None = None  # (height, width) of scan_id's canvas
+        self.pixel_size_um: float | None = None  # scan_start's: the PNGs' scale bar
 
     def begin(self, start: wire.ScanStart | None) -> None:
         """A snapshot's scan: its canvas size, so that tiles can be drawn (SPEC.md 4.4)."""
@@ -50,6 +51,7 @@ class Mirror:
             self.scan_id, self.rgb, self.elements, self.trust = start.scan_id, None, None, None
             self.marks = Marks()
         self.size = (start.height, start.width)
+        self.pixel_size_um = start.pixel_size_um
 
     def apply(self, p: wire.Preview) -> None:
         x0, y0, w, h = p.region
@@ -206,11 +208,13 @@ def write_pngs(mirror: Mirror, folder: str | Path, prefix: str = "") -> list[Pat
         written.append(png.write_png(folder / f"{prefix}rgb.png", png.upscale(mirror.rgb, 384)))
     if mirror.elements is not None:
         names = mirror.names or tuple(str(i) for i in range(len(mirror.elements)))
-        panels = [png.panel(m, f"{n} c/s") for n, m in zip(names, mirror.elements, strict=False)]
+        panels = [png.panel(m, n, units="c/s", pixel_size_um=mirror.pixel_size_um)
+                  for n, m in zip(names, mirror.elements, strict=False)]
         written.append(png.write_png(folder / f"{prefix}elements.png", png.grid(panels)))
     if mirror.trust is not None:
         written.append(png.write_png(
-            folder / f"{prefix}trust.png", png.panel(mirror.trust, "trust", 384)))
+            folder / f"{prefix}trust.png",
+            png.panel(mirror.trust, "trust", 384, pixel_size_um=mirror.pixel_size_um)))
     return written + mirror.marks.write(folder, prefix, mirror.trust)
 
 
