@@ -6,13 +6,19 @@ Uses the bundles in --models and a held-out scene from --data (made by `make
 data` / `make export`). Whatever is missing is made small here: a tiny scene
 with training.scenes, stand-in bundles with export.tiny (ROI sums, not trained
 models; the demo says so). Starts `python -m edge serve`, `python -m edge
-watch` and `python -m edge replay` as child processes on free loopback ports,
-prints the daemon's status, and stops everything it started.
+watch`, `python -m edge view` (when the `view` extra is installed; no browser is
+opened: the page's URL is printed) and `python -m edge replay` as child
+processes on free loopback ports. The replay is paced so the scan takes about
+--seconds (the page and the PNGs visibly grow; --dwell 0: as fast as allowed).
+Afterwards it prints the daemon's status, writes the recording's final maps
+(its `predictions` group) as TIFFs with `python -m edge export-maps`, and stops
+everything it started.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import signal
@@ -23,6 +29,7 @@ import time
 from pathlib import Path
 
 from proto.bundle import KINDS
+from proto.dataset import open_dataset
 from training.catalogue import HELD_OUT, scene_candidates
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +64,50 @@ def ensure_models(models: Path, stand_in: Path) -> Path:
     return stand_in
 
 
+def pace(scene: Path, seconds: float) -> float:
+    """The dwell (s/pixel) that makes `scene` take about `seconds`: slow enough to watch."""
+    with open_dataset(scene) as ds:
+        height, width, _ = ds.shape
+    return max(0.0, seconds) / (height * width)
+
+
+def start_view(py: list[str], previews: str, snapshot: str, env: dict, out: Path,
+               disabled: bool) -> subprocess.Popen | None:
+    """Start the live page (no browser is opened) and print its URL, or print how to."""
+    port = free_port()
+    command = f"python -m edge view --previews {previews} --snapshot {snapshot} --port {port}"
+    if disabled or importlib.util.find_spec("aiohttp") is None:
+        why = "--no-view" if disabled else ("the view needs its extra: "
+                                            "pip install '.[view]' (or `make setup`)")
+        print(f"[demo] live view: not started ({why}); to watch, run `{command}` "
+              f"(`make view` serves the default endpoints) and open http://127.0.0.1:{port}/",
+              flush=True)
+        return None
+    log = open(out / "view.log", "wb")  # noqa: SIM115 (the child holds it; closed at exit)
+    proc = subprocess.Popen([*py, "view", "--previews", previews, "--snapshot", snapshot,
+                             "--port", str(port)], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    print(f"[demo] live view: open http://127.0.0.1:{port}/ in a browser (served by "
+          f"`{command}` until the demo ends; log {out / 'view.log'})", flush=True)
+    return proc
+
+
+def export(py: list[str], recording: str | None, maps: Path, env: dict) -> None:
+    """The final maps as data: the recording's predictions group, and TIFFs of it."""
+    if not recording or not Path(recording).is_file():
+        print(f"  maps         no recording to export ({recording})")
+        return
+    print(f"  maps (HDF5)  {recording}, group /predictions (NeXus NXdata: element maps in "
+          f"c/s, uncertainty, RGB, trust, masks; open with silx, h5web, PyMca or h5py)")
+    r = subprocess.run([*py, "export-maps", recording, "--tiff", str(maps)], cwd=ROOT,
+                       env=env, capture_output=True, text=True)
+    if r.returncode == 0:
+        tiffs = sorted(p.name for p in maps.glob("*.tif"))
+        print(f"  maps (TIFF)  {len(tiffs)} files in {maps}: {', '.join(tiffs)}")
+    else:
+        print(f"  maps (TIFF)  not written: {(r.stderr or r.stdout).strip()}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", default="models",
@@ -64,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="data", help="folder with the held-out scene files")
     ap.add_argument("--out", default="out/demo", help="folder for PNGs, logs and recordings")
     ap.add_argument("--scene", help="dataset file to replay (default: a held-out scene)")
-    ap.add_argument("--dwell", type=float, default=0.0, help="s per pixel; 0 = as fast as allowed")
+    ap.add_argument("--dwell", type=float, default=None,
+                    help="s per pixel; 0 = as fast as allowed (default: --seconds / pixels)")
+    ap.add_argument("--seconds", type=float, default=25.0,
+                    help="how long the paced scan takes when --dwell is not given (default 25)")
+    ap.add_argument("--no-view", action="store_true", help="do not start the live web view")
     ap.add_argument("--pixels-per-message", type=int, default=16,
                     help="pixels in each spectra message of the replay")
     args = ap.parse_args(argv)
@@ -72,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     scene = Path(args.scene) if args.scene else find_scene(Path(args.data), out / "scene")
     models = ensure_models(Path(args.models), out / "stand_in_models")
+    dwell = args.dwell if args.dwell is not None else pace(scene, args.seconds)
     ingest, previews, snapshot = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
     py = [sys.executable, "-m", "edge"]
     env = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -92,10 +148,14 @@ def main(argv: list[str] | None = None) -> int:
             [*py, "watch", "--previews", previews, "--snapshot", snapshot,
              "--out", str(out / "png"), "--every", "2", "--timeout", "540"], cwd=ROOT, env=env)
         procs.append(watcher)
-        time.sleep(1.0)
-        print(f"[demo] replaying {scene} ({args.pixels_per_message} px/message)", flush=True)
+        view = start_view(py, previews, snapshot, env, out, args.no_view)
+        if view:
+            procs.append(view)
+        time.sleep(3.0 if view and dwell > 0 else 1.0)  # a moment to open the page
+        print(f"[demo] replaying {scene} ({args.pixels_per_message} px/message, dwell "
+              f"{dwell * 1000:.3g} ms/pixel)", flush=True)
         t0 = time.perf_counter()
-        subprocess.run([*py, "replay", str(scene), "--ingest", ingest, "--dwell", str(args.dwell),
+        subprocess.run([*py, "replay", str(scene), "--ingest", ingest, "--dwell", str(dwell),
                         "--pixels-per-message", str(args.pixels_per_message),
                         "--order", "serpentine"], cwd=ROOT, env=env, check=True, timeout=540)
         watcher.wait(timeout=120)
@@ -111,9 +171,11 @@ def main(argv: list[str] | None = None) -> int:
               f"({c['accepted']} in {seconds:.2f} s incl. process start-up of replay/watch)")
         print(f"  latency      p50 {lat.get('p50', 0):.2f} ms  p99 {lat.get('p99', 0):.2f} ms "
               "(received -> canvas)")
-        print(f"  recording    {s['detail'].get('scan', {}).get('recording')}")
+        recording = s["detail"].get("scan", {}).get("recording")
+        print(f"  recording    {recording}")
         print(f"  previews     {sorted(p.name for p in (out / 'png').glob('*.png'))} "
               f"in {out / 'png'}")
+        export(py, recording, out / "maps", env)
         return 0
     finally:
         for p in reversed(procs):
