@@ -168,14 +168,15 @@ def main(argv: list[str] | None = None) -> int:
               f"{c.get('filled')} on the canvas")
         print(f"  accepted     {c['accepted']}   rejected {s['rejected'] or 'none'}")
         print(f"  rate         {c['accepted'] / seconds:.0f} spectra/s end to end "
-              f"({c['accepted']} in {seconds:.2f} s incl. process start-up of replay/watch)")
+              f"({c['accepted']} in {seconds:.2f} s incl. process start-up of replay/watch"
+              f"{'; paced by the dwell, --dwell 0 for full speed' if dwell > 0 else ''})")
         print(f"  latency      p50 {lat.get('p50', 0):.2f} ms  p99 {lat.get('p99', 0):.2f} ms "
               "(received -> canvas)")
         recording = s["detail"].get("scan", {}).get("recording")
         print(f"  recording    {recording}")
         print(f"  previews     {sorted(p.name for p in (out / 'png').glob('*.png'))} "
               f"in {out / 'png'}")
-        export(py, recording, out / "maps", env)
+        export(py, recording and str(out / "recordings" / recording), out / "maps", env)
         return 0
     finally:
         for p in reversed(procs):
