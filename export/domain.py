@@ -25,10 +25,11 @@ from proto.identity import parse_identity, stream_instrument
 from training.catalogue import scene_candidates
 from training.preprocess import rates_from_counts
 
-COMPONENTS = 32  # principal directions kept (see training/domain_report.py for the choice)
+COMPONENTS = 64  # principal directions kept (see training/domain_report.py for the choice)
+BIN = 4  # grid channels per subspace channel: 80 eV on the 20 eV model grid
 HELDOUT = 0.2  # fraction of the training pixels kept out of the fit, for the threshold
 MAX_PIXELS = 40_000  # pixels read from a big training scene (spread over the scan)
-SIGNAL = 1e-3  # a channel has signal when its mean rate is this fraction of the highest
+SIGNAL = 5e-4  # the energy range with signal leaves out this share of the counts each side
 
 
 @dataclass
@@ -82,11 +83,16 @@ def library_rates(info: dict, path: Path) -> np.ndarray | None:
 
 
 def signal_range(rates: np.ndarray, grid: EnergyGrid) -> list[float]:
-    """[low, high] keV: edges of the first and last channel with signal (SIGNAL)."""
-    mean = np.asarray(rates, np.float64).mean(axis=0)
-    ok = np.flatnonzero(mean >= SIGNAL * mean.max()) if mean.max() > 0 else np.array([0])
+    """[low, high] keV holding all but SIGNAL of the training counts on each side (channel
+    edges): below and above it the training spectra had next to nothing."""
+    mean = np.maximum(np.asarray(rates, np.float64).mean(axis=0), 0.0)
+    if not mean.sum() > 0:
+        return [grid.low, grid.high]
+    share = np.cumsum(mean) / mean.sum()
+    lo = int(np.searchsorted(share, SIGNAL))
+    hi = int(np.searchsorted(share, 1.0 - SIGNAL))
     edges = grid.edges()
-    return [round(float(edges[ok[0]]), 4), round(float(edges[ok[-1] + 1]), 4)]
+    return [round(float(edges[lo]), 4), round(float(edges[min(hi + 1, grid.channels)]), 4)]
 
 
 def describe(info: dict, data: str | Path,
@@ -100,14 +106,16 @@ def describe(info: dict, data: str | Path,
     t = read_training(path, grid)
     cut = max(1, round(len(t.live) * (1 - HELDOUT)))
     fit = t.rates[:cut]
-    lib = library_rates(info, path)
+    lib = library_rates(info, path)  # library spectra count at the scene's median live time
     if lib is not None:
         fit = np.concatenate([fit, lib])
     heldout, held_live = t.rates[cut:], t.live[cut:]
     if not len(heldout):  # a one-pixel scene: the fit is all there is
         heldout, held_live = t.rates, t.live
-    k = max(1, min(components, len(fit) - 1, grid.channels))
-    subspace = fit_subspace(fit, heldout, held_live, k)
+    k = max(1, min(components, len(fit) - 1, grid.channels // BIN))
+    fit_live = np.concatenate([t.live[:cut], np.full(len(fit) - cut, np.median(t.live))])
+    bin_ = BIN if grid.channels % BIN == 0 else 1
+    subspace = fit_subspace(fit, fit_live, heldout, held_live, k, bin_)
     q = (0.1, 99.9)
     domain: dict = {
         "energy_kev": signal_range(t.rates, grid),

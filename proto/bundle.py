@@ -302,7 +302,8 @@ def _subspace(folder: Path, manifest: Manifest) -> Subspace | None:
         raise BundleError(f"{path}: sha256 does not match the manifest's (file changed or "
                           "corrupted since export)")
     try:
-        subspace = Subspace.from_bytes(data, sub["threshold"], sub["components"])
+        subspace = Subspace.from_bytes(data, sub["threshold"], sub["components"],
+                                       sub["reference_counts"], sub.get("bin", 1))
     except DomainError as e:
         raise BundleError(f"{path}: {e}") from None
     if subspace.channels != manifest.grid.channels:
@@ -339,7 +340,8 @@ def write_bundle(folder: str | Path, onnx_bytes: bytes, manifest_fields: dict[st
         fields["domain"] = {**fields.get("domain", {}), "subspace": {
             **fields.get("domain", {}).get("subspace", {}), "file": DOMAIN_FILE,
             "sha256": sha256_bytes(domain_bytes), "components": len(subspace.components),
-            "threshold": subspace.threshold, "statistic": STATISTIC}}
+            "threshold": subspace.threshold, "reference_counts": subspace.reference_counts,
+            "bin": subspace.bin, "statistic": STATISTIC}}
     fields["outputs"] = list(fields.get("outputs", []))
     fields.update(
         format_version=FORMAT_VERSION,

@@ -87,7 +87,7 @@ def models(tmp_path_factory) -> Path:
     rng = np.random.default_rng(0)
     counts, live = spectra(rng, 3000, STREAM)
     rates = Rebinner(STREAM, TINY_GRID)(counts) / live[:, None].astype(np.float32)
-    subspace = fit_subspace(rates[:2400], rates[2400:], live[2400:], components=6)
+    subspace = fit_subspace(rates[:2400], live[:2400], rates[2400:], live[2400:], 6)
     write_tiny_bundles(folder, instruments=[identity_map(M6)],
                        domain={"energy_kev": [1.0, 20.0]}, subspace=subspace)
     return folder
