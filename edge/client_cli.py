@@ -109,6 +109,8 @@ def request_cmd(prog: str, args: argparse.Namespace) -> int:
         return _fail(prog, args.command, f"the daemon refused it: {reply.reason} {reply.detail}")
     s = reply.status
     print(json.dumps({"scan_id": s.scan_id, "seq": s.seq, "state": s.state,
+                      "refused": s.refused, "foreign": list(s.foreign),
+                      "out_of_domain": s.out_of_domain,
                       "counters": s.counters, "rates": s.rates, "latency_ms": s.latency_ms,
                       "rejected": s.errors, "detail": s.detail}, indent=2, default=str))
     return 0

@@ -136,7 +136,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         procs.append(subprocess.Popen(
             [*py, "serve", "--ingest", ingest, "--previews", previews, "--snapshot", snapshot,
-             "--models", str(models), "--recordings", str(out / "recordings")],
+             "--models", str(models), "--recordings", str(out / "recordings"),
+             "--allow-foreign"],  # the default models mix instruments: served, flagged
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT))
         status = [*py, "status", "--snapshot", snapshot, "--timeout", "1"]
         for _ in range(60):
@@ -174,6 +175,10 @@ def main(argv: list[str] | None = None) -> int:
               "(received -> canvas)")
         recording = s["detail"].get("scan", {}).get("recording")
         print(f"  recording    {recording}")
+        print(f"  instrument   {s['detail'].get('scan', {}).get('instrument')}; foreign "
+              f"models {', '.join(s['foreign']) or 'none'}; outside training domain "
+              + (", ".join(f"{k} {v:.0%}" for k, v in sorted(s["out_of_domain"].items()))
+                 or "not checked"))
         print(f"  previews     {sorted(p.name for p in (out / 'png').glob('*.png'))} "
               f"in {out / 'png'}")
         export(py, recording and str(out / "recordings" / recording), out / "maps", env)
