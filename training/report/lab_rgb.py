@@ -1,0 +1,264 @@
+"""Report section: RGB models trained through a lab's path (camera photograph -> registration
+-> `training.lab_rgb`) against the same models trained on the perfectly aligned photograph.
+
+    python -m training.report.lab_rgb [--data data] [--out reports] [--quick]
+
+Both simulated scenes of experiment 1 (train `m1_virgin`, test `m1_child`) are photographed
+as a camera would (training.camera: about 5 photo pixels per scan pixel, a crop, 2.5-4
+degrees of rotation, mild perspective, a lighting gradient, JPEG), and registered back from
+their four corners clicked a few photo pixels off, refined against the scans' own maps
+(training.register). Then `training.lab_rgb` trains every model on each: on the scenes'
+aligned photographs (the study's protocol) and on the registered ones (a lab's). Both are
+scored on the held-out scene against its aligned photograph (the truth, what decides whether
+the path costs accuracy), and the lab-path models also against the registered photograph of
+the held-out scene (what a lab, having nothing else, would see).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+from scipy.ndimage import gaussian_filter
+
+from proto.dataset import open_dataset
+from training import camera, lab_rgb, photo, register
+from training.catalogue import RGB_TEST, RGB_TRAIN, scene_path
+from training.config import TrainConfig
+from training.jsonutil import jsonable
+from training.lab_rgb import LABELS
+from training.metrics import delta_e_rgb, r2_rgb
+from training.photo import FWHM_PER_SIGMA, spot_px_of
+from training.report import fmt, md_table
+
+CLICK_ERROR_PX = 4.0  # photo pixels (5 per scan pixel): a hurried user's clicks
+CAMERA_SEED = 11  # camera c photographs scene i with seed CAMERA_SEED + 10 c + i
+
+
+@dataclass
+class Registered:
+    dataset: Path
+    shot: camera.Shot
+    error_before: float  # mean registration error over the scan, scan pixels
+    error_after: float
+
+
+@dataclass
+class Comparison:
+    registered: list[dict[str, Registered]]  # per camera: scene file stem -> registration
+    aligned: list[lab_rgb.LabResult]  # trained (seed s) and tested on aligned photographs
+    lab: list[lab_rgb.LabResult]  # trained (seed c) and tested on camera c's photographs
+    truth: np.ndarray  # held-out pixels' aligned photograph, (N, 3)
+
+    def rows(self) -> dict[str, dict[str, float]]:
+        """Per model, means (and spreads) over the runs: R² and median ΔE of the aligned-
+        and the lab-trained models on the truth; the lab-trained ones against the
+        registered held-out photograph (the lab's view)."""
+        out = {}
+        for name in self.aligned[0].candidates:
+            a = [r.candidates[name] for r in self.aligned if name in r.candidates]
+            b = [r.candidates[name] for r in self.lab if name in r.candidates]
+            if not a or not b:
+                continue
+            r2a = [c.metrics["r2"] for c in a]
+            r2b = [r2_rgb(self.truth, c.pred) for c in b]
+            out[name] = {
+                "r2_aligned": float(np.mean(r2a)), "r2_aligned_sd": float(np.std(r2a)),
+                "r2_registered": float(np.mean(r2b)), "r2_registered_sd": float(np.std(r2b)),
+                "de_aligned": float(np.mean([c.metrics["delta_e_median"] for c in a])),
+                "de_registered": float(np.mean(
+                    [np.median(delta_e_rgb(self.truth, c.pred)) for c in b])),
+                "r2_lab_view": float(np.mean([c.metrics["r2"] for c in b])),
+                "de_lab_view": float(np.mean([c.metrics["delta_e_median"] for c in b])),
+                "runs": len(a)}
+            out[name]["r2_diff"] = out[name]["r2_registered"] - out[name]["r2_aligned"]
+        return out
+
+
+def scene_name(path: Path) -> tuple[str, bool]:
+    """(catalogue name, tiny) of a scene file written by training.scenes."""
+    stem = path.stem
+    return stem.removesuffix("_tiny"), stem.endswith("_tiny")
+
+
+def photograph_and_register(source: Path, work: Path, seed: int,
+                            spot_px: float | None) -> Registered:
+    """A copy of scene file `source` with a camera photograph registered into it."""
+    work.mkdir(parents=True, exist_ok=True)
+    dataset = work / source.name
+    shutil.copyfile(source, dataset)
+    name, tiny = scene_name(source)
+    shot = camera.photograph_scene(name, work / f"{source.stem}.jpg", tiny=tiny, seed=seed)
+    corners = camera.clicked(shot, CLICK_ERROR_PX, seed=seed)
+    photo_xy, scan_xy = register.corner_points(corners, shot.shape)
+    res = register.register(shot.photo, dataset, photo_xy, scan_xy, refine="all",
+                            spot_px=spot_px)
+    return Registered(dataset, shot, shot.error_px(res.clicked),
+                      shot.error_px(res.transform))
+
+
+def compare(train_src: Path, test_src: Path | None, work: Path, *,
+            names: list[str] | None = None, cfg: TrainConfig | None = None,
+            cameras: int = 1, spot_px: float | None = 0.0) -> Comparison:
+    """The must-show (module doc): `cameras` photographs of the scenes, each registered and
+    trained on with seed c, against as many aligned runs with seeds 0 .. cameras - 1.
+    Without `test_src` the held-out area is the automatic split of `train_src`."""
+    cfg = cfg or TrainConfig()
+    sources = [train_src] + ([test_src] if test_src else [])
+    registered, aligned, lab = [], [], []
+    for c in range(cameras):
+        reg = {p.stem: photograph_and_register(p, work / f"camera{c}",
+                                               CAMERA_SEED + 10 * c + i, spot_px)
+               for i, p in enumerate(sources)}
+        registered.append(reg)
+        for n, r in reg.items():
+            print(f"camera {c}, {n}: registration error {r.error_before:.3f} -> "
+                  f"{r.error_after:.3f} scan px", flush=True)
+    for c in range(cameras):
+        seeded = replace(cfg, seed=cfg.seed + c)
+        print(f"# seed {seeded.seed}: trained on the aligned photographs", flush=True)
+        aligned.append(lab_rgb.run([train_src], tests=[test_src] if test_src else [],
+                                   out=work / "aligned" if c == 0 else None, names=names,
+                                   cfg=seeded))
+        print(f"# seed {seeded.seed}: trained on camera {c}'s registered photographs",
+              flush=True)
+        reg = registered[c]
+        lab.append(lab_rgb.run(
+            [reg[train_src.stem].dataset],
+            tests=[reg[test_src.stem].dataset] if test_src else [],
+            out=work / "registered_run" if c == 0 else None, names=names, cfg=seeded))
+    return Comparison(registered, aligned, lab, aligned[0].truth)
+
+
+def diagnostics(c: Comparison, train_src: Path, test_src: Path | None, work: Path
+                ) -> dict[str, float]:
+    """Where a kNN difference comes from (possible only in simulation): kNN trained on camera
+    0's registered photograph with the camera's known light divided out, and on the aligned
+    photograph averaged over the beam's footprint (what the spectra see) instead of the
+    pixel's square."""
+    from training.photo import store_photo
+    from training.pigments import srgb_to_linear
+
+    reg = c.registered[0][train_src.stem]
+    with open_dataset(reg.dataset) as ds:
+        rgb = np.asarray(ds.photo_rgb) / 255.0
+    unlit = srgb_to_linear(rgb) / reg.shot.light_on_scan()[..., None]
+    name, tiny = scene_name(train_src)
+    fine, r = camera.scene_raster(name, tiny)
+    with open_dataset(train_src) as ds:
+        spot = spot_px_of(ds.scan, ds.instrument)
+    fine = gaussian_filter(fine, (spot * r / FWHM_PER_SIGMA,) * 2 + (0,), mode="nearest",
+                           truncate=3.0)
+    m = camera.MARGIN * r
+    inner = fine[m:fine.shape[0] - m, m:fine.shape[1] - m]
+    h, w = inner.shape[0] // r, inner.shape[1] // r
+    beam = inner.reshape(h, r, w, r, 3).mean(axis=(1, 3))
+    out = {}
+    for label, lin in (("registered, camera light divided out", unlit),
+                       (f"aligned, averaged over the beam spot ({spot:g} px FWHM)", beam)):
+        path = work / "diagnostics" / f"{len(out)}_{train_src.name}"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(train_src, path)
+        store_photo(path, photo.to_srgb8(np.clip(lin, 0, 1)), {})
+        res = lab_rgb.run([path], tests=[test_src] if test_src else [], names=["knn10"])
+        out[label] = r2_rgb(c.truth, res.candidates["knn10"].pred)
+    return out
+
+
+def section(c: Comparison, diag: dict[str, float] | None = None,
+            figure: str | None = None) -> str:
+    rows = c.rows()
+
+    def pm(mean: float, sd: float, runs: int) -> str:
+        return fmt(mean) + (f" ± {sd:.3f}" if runs > 1 else "")
+
+    table = md_table(
+        ["model", "runs", "R² aligned", "R² registered", "difference", "ΔE med aligned",
+         "ΔE med registered", "R² vs registered photo", "ΔE med (same)"],
+        [[LABELS[n] + (" (exported)" if n == c.lab[0].best else ""), r["runs"],
+          pm(r["r2_aligned"], r["r2_aligned_sd"], r["runs"]),
+          pm(r["r2_registered"], r["r2_registered_sd"], r["runs"]), f"{r['r2_diff']:+.3f}",
+          fmt(r["de_aligned"], 2), fmt(r["de_registered"], 2), fmt(r["r2_lab_view"]),
+          fmt(r["de_lab_view"], 2)] for n, r in rows.items()])
+    regs = "; ".join(f"`{n}` {r.error_before:.2f} -> {r.error_after:.2f}"
+                     for reg in c.registered for n, r in reg.items())
+    worst = max(abs(r["r2_diff"]) for r in rows.values())
+    runs = len(c.lab)
+    text = [
+        "## 1b. RGB from a lab's photograph (train `m1_virgin`, test `m1_child`)\n",
+        f"Each scene photographed {runs} time(s) as a camera would (training/camera.py: ~5 "
+        "photo pixels per scan pixel, a crop, 2.5-4° rotation, mild perspective, a lighting "
+        "gradient of ±12.5 % across and ±7.5 % down at 0.95 exposure, JPEG) and registered "
+        f"back from four corners clicked {CLICK_ERROR_PX:g} photo pixels off, refined on the "
+        "scan's own maps (`python -m training.register --refine all --spot-px 0`: the "
+        "colour of each scan pixel's square, as the simulator defines the aligned "
+        f"photograph; mean error in scan pixels, clicked -> refined: {regs}). "
+        "`python -m training.lab_rgb` trains each model on the registered `m1_virgin` and "
+        "tests on `m1_child`; the same command on the aligned (simulator's) photographs is "
+        f"the reference. Run c uses camera c and training seed c ({runs} run(s): mean ± sd). "
+        "*R² aligned / registered*: against `m1_child`'s aligned photograph (the truth); "
+        "*vs registered photo*: against `m1_child`'s registered photograph, all a lab has "
+        "(its lighting is not in the spectra, so no model can predict it).\n",
+        table, "",
+        f"- Largest |R² difference|, registered vs aligned training: **{worst:.3f}** "
+        f"(goal <= 0.02: {'met' if worst <= 0.02 else 'not met'}).",
+    ]
+    if diag:
+        text.append("- Where the kNN difference comes from (simulation only): kNN R² on the "
+                    "truth when trained on " + "; ".join(
+                        f"{k}: {v:.3f}" for k, v in diag.items())
+                    + ". Flat-fielding the photograph from its own scan (pixels with alike "
+                    "spectra should look alike; a low-order polynomial of position fitted "
+                    "to the colour ratios) was tried and is not used: it confuses the faded "
+                    "and darkened regions of `m1_child`, alike in XRF but not in colour, with "
+                    "light (R² of the photograph to the truth 0.965 -> 0.890).")
+    if figure:
+        text.append(f"\n![held-out area, lab path]({figure})\n")
+    return "\n".join(text)
+
+
+def run_lab_rgb(data: Path, out: Path, quick: bool, work: Path | None = None,
+                cameras: int = 3) -> str:
+    """The section's Markdown; its working files under `work` (default out/lab_rgb_report)."""
+    cfg = TrainConfig()
+    if quick:
+        cfg = replace(cfg, epochs_scale=0.2,
+                      library=replace(cfg.library, stacks=100, pixels=2000))
+        cameras = 1
+    work = work or Path("out") / "lab_rgb_report"
+    train_src, test_src = scene_path(data, RGB_TRAIN), scene_path(data, RGB_TEST)
+    c = compare(train_src, test_src, work, cfg=cfg, cameras=cameras)
+    diag = diagnostics(c, train_src, test_src, work)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(work / "registered_run" / "lab_rgb.png", out / "lab_rgb_m1_child.png")
+    rows = c.rows()
+    (out / "lab_rgb.json").write_text(json.dumps(jsonable(
+        {"rows": rows, "diagnostics": diag,
+         "registration": [{n: [r.error_before, r.error_after] for n, r in reg.items()}
+                          for reg in c.registered]}), indent=1) + "\n")
+    return section(c, diag, "lab_rgb_m1_child.png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m training.report.lab_rgb", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="data", help="folder with m1_virgin.h5 and m1_child.h5")
+    ap.add_argument("--out", default="reports", help="folder for lab_rgb.md and its figure")
+    ap.add_argument("--work", default="out/lab_rgb_report",
+                    help="folder for the photographs, registered copies and trained models")
+    ap.add_argument("--cameras", type=int, default=3,
+                    help="photographs of each scene (runs, each with its own training seed)")
+    ap.add_argument("--quick", action="store_true", help="short training (smoke test)")
+    a = ap.parse_args(argv)
+    text = run_lab_rgb(Path(a.data), Path(a.out), a.quick, Path(a.work), a.cameras)
+    (Path(a.out) / "lab_rgb.md").write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
