@@ -62,7 +62,7 @@ def explanation(start, sessions: dict) -> str | None:
     for kinds in groups.values():
         trained = foreign[kinds[0]]
         names = " or ".join(t.label for t in trained)
-        which = " and ".join(kinds)
+        which = kinds[0] if len(kinds) == 1 else f"{', '.join(kinds[:-1])} and {kinds[-1]}"
         text = f"the {which} model{'s were' if len(kinds) > 1 else ' was'} trained for {names}"
         diff = _differences(ident, trained[0])
         parts.append(text + (f", which differs in {', '.join(diff)}" if diff else ""))

@@ -134,7 +134,7 @@ def test_foreign_streams_are_refused_with_a_readable_reason(models, real, tmp_pa
         assert r.returncode == 1, r.stdout + r.stderr
         err = r.stderr.strip()
         assert "Traceback" not in err and len(err.splitlines()) == 1, err
-        assert ("this stream is from 'M1 Mistral' (fingerprint ca9515d47713); the rgb and "
+        assert ("this stream is from 'M1 Mistral' (fingerprint ca9515d47713); the rgb, "
                 "elements and trust models were trained for 'M6 Jetstream' (fingerprint "
                 "b2639cdbf6a9), which differs in excitation.anode W vs Rh") in err, err
         assert "start the daemon with --allow-foreign" in err, err
