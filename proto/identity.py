@@ -115,9 +115,10 @@ def _show(v: Any) -> str:
 
 def stream_instrument(record: Mapping | None) -> dict[str, Any]:
     """What a dataset's `instrument` record (proto/DATASET.md) becomes as scan_start.instrument:
-    the identity map when the record holds a valid description (its fingerprint recomputed),
-    else the record as it is, less a stale `fingerprint` or `description` (unknown instrument).
-    Nothing is added that the record does not say."""
+    the identity map when the record holds a valid description (its fingerprint recomputed)
+    or is an identity map itself (a recording of an identified stream), else the record as it
+    is, less a stale `fingerprint` or `description` (unknown instrument). Nothing is added
+    that the record does not say."""
     record = dict(record or {})
     desc = record.get("description")
     if isinstance(desc, Mapping):
@@ -125,4 +126,10 @@ def stream_instrument(record: Mapping | None) -> dict[str, Any]:
             return identity_map(InstrumentDescription.from_dict(dict(desc)))
         except InstrumentError:
             pass
+    try:  # a recording keeps the scan_start's map: an identity already
+        ident = parse_identity(record)
+    except InstrumentError:
+        ident = None
+    if ident is not None:
+        return ident.to_map()
     return {k: v for k, v in record.items() if k not in ("fingerprint", "description")}

@@ -50,6 +50,14 @@ def test_a_file_without_description_is_an_unknown_instrument(tmp_path):
     assert stream_instrument(None) == {}
 
 
+def test_a_recording_replays_with_the_identity_it_was_streamed_with():
+    """The daemon records scan_start.instrument as it came: an identity map, replayed as one."""
+    again = parse_identity(stream_instrument(identity_map(M6)))
+    assert again.fingerprint == M6.fingerprint() and again.description == M6
+    bare = {"name": "lab scanner", "fingerprint": M6.fingerprint()}
+    assert stream_instrument(bare) == bare
+
+
 def test_wire_refuses_an_identity_that_does_not_hold_together():
     start = wire.ScanStart("s1", 2, 2, 16, 0.0, 0.02, 0.1, instrument=identity_map(M6))
     assert wire.decode(wire.encode(start)).instrument["fingerprint"] == M6.fingerprint()
