@@ -10,7 +10,7 @@ OUT := out
 export PYTHONHASHSEED := 0
 
 .PHONY: setup lint format test smoke-edge data train export serve replay watch view status demo \
-	demo-models bench fuzz soak report labels convert vectors clean
+	demo-models bench fuzz soak report labels convert vectors clean calibrate-rgb lab-rgb-demo
 
 setup: $(VENV_STAMP)
 
@@ -101,6 +101,19 @@ soak: setup
 # make labels DATASET=data/m6_ioannis.h5 [CFG=training/configs/m6.cfg]
 labels: setup
 	$(PY) -m training.labels $(DATASET) $(or $(CFG),training/configs/m6.cfg)
+
+# RGB models from registered lab scans (python -m training.register first), best one exported
+# as the rgb bundle: make calibrate-rgb DATASETS="a.h5 b.h5" [TEST="c.h5" | HELD_OUT=x0,y0,w,h]
+LAB_RGB := $(or $(LAB_OUT),$(ARTIFACTS)/lab_rgb)
+calibrate-rgb: setup
+	$(PY) -m training.lab_rgb $(DATASETS) $(if $(TEST),--test $(TEST)) \
+		$(if $(HELD_OUT),--held-out $(HELD_OUT)) --out $(LAB_RGB)
+	$(PY) -m export model rgb --trained $(LAB_RGB)/trained --out $(MODELS) --data $(LAB_RGB)
+
+# A lab's colour workflow on the simulated scenes: convert, register, train, export, serve,
+# the live RGB preview of the held-out area (out/lab_rgb_demo/png/rgb.png)
+lab-rgb-demo: setup
+	$(PY) scripts/lab_rgb_demo.py --data $(DATA) --out $(OUT)/lab_rgb_demo
 
 # make convert IN=scan.bcf OUT_FILE=data/scan.h5
 convert: setup

@@ -96,9 +96,8 @@ def test_command_trains_scores_and_exports_with_the_instrument(child, tmp_path, 
     info = json.loads((out / "trained" / "rgb" / "info.json").read_text())
     with open_dataset(train) as ds:
         fingerprint = ds.instrument["fingerprint"]
-    assert [i["fingerprint"] for i in info["instruments"]] == [fingerprint]
+    assert info["train_data"]["datasets"][0]["instrument"]["fingerprint"] == fingerprint
     assert info["metrics"]["test"]["r2"] == summary["models"][summary["best"]]["r2"]
-    assert info["domain"]["dwell_s"] == [1.0, 1.0]
     assert (out / "lab_rgb.png").stat().st_size > 0
 
     from export.__main__ import main as export_main
@@ -107,8 +106,12 @@ def test_command_trains_scores_and_exports_with_the_instrument(child, tmp_path, 
                         "--out", str(tmp_path / "models"), "--data", str(out)]) == 0
     manifest = load_bundle(tmp_path / "models" / "rgb").manifest
     assert manifest.kind == "rgb"
-    assert manifest.training["data"]["instruments"][0]["fingerprint"] == fingerprint
+    # the instrument it was trained for, its training domain and held-out figures
+    assert [i.fingerprint for i in manifest.identities] == [fingerprint]
+    assert manifest.training_domain.dwell_s is not None
+    assert manifest.training_domain.subspace is not None
     assert manifest.metrics["test"]["pixels"] == 72
+    assert manifest.training["data"]["held_out"]["areas"][0]["area"].startswith("rectangle")
 
 
 def test_user_mistakes_get_one_line(child, tmp_path, capsys):

@@ -5,27 +5,24 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 
 from training.jsonutil import jsonable
 
-if TYPE_CHECKING:
-    from training.lab_rgb import LabResult
+LabResult = Any  # training.lab_rgb.LabResult (not imported: lab_rgb imports this module)
 
 GREY = 0.5  # pixels outside the held-out area in the PNG
 
 
 def table(result: LabResult) -> str:
-    from training.lab_rgb import LABELS
-
     rows = ["| model | R² | ΔE2000 median | ΔE2000 p95 | fit s | note |",
             "|---|---|---|---|---|---|"]
     for name, c in result.candidates.items():
         m = c.metrics
         mark = " **(exported)**" if name == result.best else ""
-        rows.append(f"| {LABELS[name]}{mark} | {m['r2']:.3f} | {m['delta_e_median']:.2f} | "
+        rows.append(f"| {c.label}{mark} | {m['r2']:.3f} | {m['delta_e_median']:.2f} | "
                     f"{m['delta_e_p95']:.2f} | {c.fit_s:.1f} | {c.note} |")
     return "\n".join(rows)
 
@@ -38,9 +35,7 @@ def summary(result: LabResult) -> dict:
                    for n, c in result.candidates.items()},
         "parts": [{"scene": p.scene.name, "train_pixels": len(p.train),
                    "held_out_pixels": len(p.test), "area": p.area} for p in result.parts],
-        "instruments": [{"name": i["name"], "fingerprint": i["fingerprint"]}
-                        for i in result.info.get("instruments", [])],
-        "domain": result.info.get("domain", {}),
+        "training_scans": result.info["train_data"]["datasets"],
     }
 
 

@@ -19,9 +19,20 @@ held-out area, R² (the study's score) and CIEDE2000 to the photograph:
                  instrument (training.library; only for an instrument the simulator models)
 
 The best by held-out R² is saved as DIR/trained/rgb (each one also as rgb_<name>) with its
-held-out metrics, the instruments of the training scans and their training domain in its
-info, which `python -m export` puts in the bundle's manifest; DIR/lab_rgb.json and
-DIR/lab_rgb.md hold every figure, DIR/lab_rgb.png the held-out area.
+held-out metrics and the training scans (instrument, registration) in its info; `python -m
+export model rgb ... --data DIR` writes the bundle, whose manifest states those and, read
+from the first training scan (export.domain), the instrument it was trained for and its
+training domain, so the edge refuses or flags a stream from another instrument.
+DIR/lab_rgb.json and DIR/lab_rgb.md hold every figure, DIR/lab_rgb.png the held-out area.
+
+Register with `--spot-px 0` (each scan pixel's square, as the study's "colour of the
+photograph at that spot" and the simulator's aligned photograph define it): on m1_child the
+registered colours then correlate 0.975-0.990 per channel with the aligned photograph
+against 0.957-0.981 with the beam spot, and models trained on either differed by < 0.02 in
+held-out R² (m1_virgin -> m1_child: MLP 0.418 vs 0.401, encoder 0.377 vs 0.387). The photograph's
+lighting stays in the colours: flattening it from the scan itself was tried and mistakes
+faded or darkened paint (alike in XRF, not in colour) for light; photograph the panel
+evenly lit, with a grey card for exposure.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from training import artifacts, models, train
 from training.config import ConfigError, TrainConfig, load_config, to_toml
 from training.data import Scene, load_scene
 from training.jsonutil import jsonable
-from training.lab_domain import describe_instruments, simulator_instrument, training_domain
+from training.lab_instrument import identity_of, simulator_instrument
 from training.lab_split import Part, Rect, SplitError, gather, split
 from training.loop import predict, setup
 from training.metrics import delta_e_rgb, r2_rgb
@@ -68,6 +79,8 @@ class Candidate:
     metrics: dict
     fit_s: float
     note: str = ""
+    label: str = ""  # LABELS[name]
+    extra: dict = field(default_factory=dict)  # more info keys (what export must rebuild)
 
 
 @dataclass
@@ -117,11 +130,12 @@ def train_candidates(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.
     out: dict[str, Candidate] = {}
     epochs = cfg.epochs(cfg.rgb_epochs)
 
-    def keep(name: str, model: Any, t0: float, note: str = "", sk: bool = False) -> None:
+    def keep(name: str, model: Any, t0: float, note: str = "", sk: bool = False,
+             extra: dict | None = None) -> None:
         raw = model.predict(pre(xte)) if sk else predict(model, xte)
         pred = np.clip(raw, 0, 1).astype(np.float32)
         out[name] = Candidate(name, model, pre if sk else None, pred, scores(yte, pred),
-                              time.perf_counter() - t0, note)
+                              time.perf_counter() - t0, note, LABELS[name], extra or {})
         m = out[name].metrics
         print(f"  {name}: R2 {m['r2']:.3f}, median dE {m['delta_e_median']:.2f} "
               f"({out[name].fit_s:.1f} s)", flush=True)
@@ -142,7 +156,7 @@ def train_candidates(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.
             keep(name, mlp, t0)
         elif name == "mlp_library":
             with open_dataset(first.path) as ds:
-                instrument, why = simulator_instrument(ds.instrument)
+                instrument, why, exact = simulator_instrument(ds.instrument)
             if instrument is None:
                 print(f"  mlp_library: skipped ({why})", flush=True)
                 continue
@@ -152,8 +166,11 @@ def train_candidates(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.
             mlp = models.rgb_mlp(Preprocess.fit(x))
             train.train_rgb_augmented(mlp, x, y, "rgb mlp + library", epochs,
                                       dwell_aug(cfg, first.dwell_s))
+            # export adds the library to the in-domain subspace when it can rebuild it
+            extra = {"library": {"spectra": len(lib.rates), "stacks": len(lib.stacks)}}
             keep(name, mlp, t0, f"+ {len(lib.rates)} simulated spectra of {len(lib.stacks)} "
-                                "reference stacks (fit s includes simulating them)")
+                                "reference stacks (fit s includes simulating them)",
+                 extra=extra if exact else None)
     return out
 
 
@@ -199,18 +216,16 @@ def run(datasets: list[str | Path], *, tests: list[str | Path] = (), held_out: R
         raise LabError("no model could be trained (see the lines above)")
     best = max(cands, key=lambda n: cands[n].metrics["r2"])
     result = LabResult(parts, cands, best, yte)
-    result.info = model_info(result, best, cfg, xtr)
+    result.info = model_info(result, best, cfg, len(xtr))
     if out is not None:
-        save(result, Path(out), cfg, xtr)
+        save(result, Path(out), cfg, len(xtr))
     return result
 
 
-def model_info(result: LabResult, name: str, cfg: TrainConfig, xtr: np.ndarray) -> dict:
+def model_info(result: LabResult, name: str, cfg: TrainConfig, spectra: int) -> dict:
     """What artifacts.save stores beside the model and export copies into the manifest."""
     c = result.candidates[name]
     train_parts = [p for p in result.parts if len(p.train)]
-    instruments = describe_instruments([p.scene.path for p in train_parts])
-    domain = training_domain(xtr, [p.scene for p in train_parts])
     held = {"areas": [{"scene": p.scene.name, "pixels": len(p.test), "area": p.area}
                       for p in result.parts if len(p.test)]}
     info = {
@@ -218,14 +233,14 @@ def model_info(result: LabResult, name: str, cfg: TrainConfig, xtr: np.ndarray) 
         "units": "sRGB 0..1", "model": LABELS[name],
         "train_data": {
             "scene": "+".join(p.scene.name for p in train_parts),
-            "path": str(train_parts[0].scene.path), "spectra": len(xtr),
+            "path": str(train_parts[0].scene.path), "spectra": spectra,
             "datasets": [registration_summary(p) for p in train_parts],
-            "held_out": held, "instruments": instruments, "domain": domain,
+            "held_out": held,
         },
         "metrics": {"test": {**c.metrics, **held},
                     "selected_from": {n: k.metrics for n, k in result.candidates.items()},
                     "selection": "best held-out R² among the models above"},
-        "instruments": instruments, "domain": domain, "config": jsonable(cfg),
+        "config": jsonable(cfg), **c.extra,
     }
     if c.pre is not None:
         info["preprocess"] = c.pre.to_dict()
@@ -237,8 +252,11 @@ def registration_summary(part: Part) -> dict:
     from training.register import read_registration
 
     reg = read_registration(part.scene.path)
+    with open_dataset(part.scene.path) as ds:
+        instrument = identity_of(ds.instrument)
     out: dict[str, Any] = {"scene": part.scene.name, "file": part.scene.path.name,
-                           "pixels": len(part.train)}
+                           "pixels": len(part.train),
+                           "instrument": instrument or "not stated (convert --instrument)"}
     if reg is None:
         out["photo"] = "aligned with the scan (no registration stored)"
     else:
@@ -251,12 +269,12 @@ def registration_summary(part: Part) -> dict:
     return out
 
 
-def save(result: LabResult, out: Path, cfg: TrainConfig, xtr: np.ndarray) -> None:
+def save(result: LabResult, out: Path, cfg: TrainConfig, spectra: int) -> None:
     from training.lab_figures import write_figures
 
     trained = out / "trained"
     for name, c in result.candidates.items():
-        info = result.info if name == result.best else model_info(result, name, cfg, xtr)
+        info = result.info if name == result.best else model_info(result, name, cfg, spectra)
         artifacts.save(f"rgb_{name}", c.model, info, trained)
     artifacts.save("rgb", result.candidates[result.best].model, result.info, trained)
     result.trained = trained

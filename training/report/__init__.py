@@ -6,7 +6,9 @@ reports/REPORT.md with small PNG figures:
 1. spectra -> RGB: train on m1_virgin (targets: its photograph), test on
    m1_child: Lasso, kNN (k = 10), SVR, the encoder, the study's autoencoder
    over a sweep of c, and our MLP; R², CIEDE2000, and CIEDE2000 to the original
-   colour in faded / over-painted regions.
+   colour in faded / over-painted regions. 1b (training.report.lab_rgb): the same models
+   trained through a lab's path (camera photograph -> registration -> training.lab_rgb)
+   against the aligned photograph.
 2. spectra -> element maps: train on m6_corpus, test on m6_ioannis at 10 ms
    and 100 ms dwell: the study's MLP, our linear+MLP, a 1-D CNN, ROI sums and
    PyMca fast fit; relative RMSE and Pearson r per element.

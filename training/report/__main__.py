@@ -11,6 +11,7 @@ from training.config import to_toml
 from training.loop import setup
 from training.report import CFG
 from training.report.elements import run_elements
+from training.report.lab_rgb import run_lab_rgb
 from training.report.rgb import run_rgb
 from training.report.trust import run_trust
 
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     setup(CFG.seed, CFG.threads)
     t0 = time.perf_counter()
     rgb_text, rgb = run_rgb(data, out, a.quick)
+    rgb_text += "\n\n" + run_lab_rgb(data, out, a.quick)
     t_rgb = time.perf_counter() - t0
     el_text = run_elements(data, out, a.quick)
     t_el = time.perf_counter() - t0 - t_rgb
