@@ -119,7 +119,7 @@ def describe(info: dict, data: str | Path,
     q = (0.1, 99.9)
     domain: dict = {
         "energy_kev": signal_range(t.rates, grid),
-        "dwell_s": [float(t.real.min()), float(t.real.max())],
+        "dwell_s": [float(f"{t.real.min():.6g}"), float(f"{t.real.max():.6g}")],  # float32
         "count_rate_cps": [round(float(v), 1) for v in np.percentile(t.total_rate, q)],
         "subspace": {"percentile": PERCENTILE, "spectra": {"fit": len(fit),
                                                            "heldout": len(heldout)},
