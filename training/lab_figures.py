@@ -12,6 +12,9 @@ import numpy as np
 from training.jsonutil import jsonable
 
 LabResult = Any  # training.lab_rgb.LabResult (not imported: lab_rgb imports this module)
+LABELS = {"knn10": "kNN k=10 (study's best)", "encoder": "encoder (study)",
+          "mlp_dwell": "MLP + dwell augmentation (ours)",
+          "mlp_library": "MLP + pigment library (ours)"}  # the models training.lab_rgb trains
 
 GREY = 0.5  # pixels outside the held-out area in the PNG
 
@@ -22,7 +25,7 @@ def table(result: LabResult) -> str:
     for name, c in result.candidates.items():
         m = c.metrics
         mark = " **(exported)**" if name == result.best else ""
-        rows.append(f"| {c.label}{mark} | {m['r2']:.3f} | {m['delta_e_median']:.2f} | "
+        rows.append(f"| {LABELS[name]}{mark} | {m['r2']:.3f} | {m['delta_e_median']:.2f} | "
                     f"{m['delta_e_p95']:.2f} | {c.fit_s:.1f} | {c.note} |")
     return "\n".join(rows)
 

@@ -53,6 +53,7 @@ from training import artifacts, models, train
 from training.config import ConfigError, TrainConfig, load_config, to_toml
 from training.data import Scene, load_scene
 from training.jsonutil import jsonable
+from training.lab_figures import LABELS, write_figures
 from training.lab_instrument import identity_of, simulator_instrument
 from training.lab_split import Part, Rect, SplitError, gather, split
 from training.loop import predict, setup
@@ -60,9 +61,6 @@ from training.metrics import delta_e_rgb, r2_rgb
 from training.photo import spot_px_of
 from training.preprocess import MODEL_GRID, Preprocess
 
-LABELS = {"knn10": "kNN k=10 (study's best)", "encoder": "encoder (study)",
-          "mlp_dwell": "MLP + dwell augmentation (ours)",
-          "mlp_library": "MLP + pigment library (ours)"}
 OURS = ("mlp_dwell", "mlp_library")
 
 
@@ -79,7 +77,6 @@ class Candidate:
     metrics: dict
     fit_s: float
     note: str = ""
-    label: str = ""  # LABELS[name]
     extra: dict = field(default_factory=dict)  # more info keys (what export must rebuild)
 
 
@@ -135,7 +132,7 @@ def train_candidates(xtr: np.ndarray, ytr: np.ndarray, xte: np.ndarray, yte: np.
         raw = model.predict(pre(xte)) if sk else predict(model, xte)
         pred = np.clip(raw, 0, 1).astype(np.float32)
         out[name] = Candidate(name, model, pre if sk else None, pred, scores(yte, pred),
-                              time.perf_counter() - t0, note, LABELS[name], extra or {})
+                              time.perf_counter() - t0, note, extra or {})
         m = out[name].metrics
         print(f"  {name}: R2 {m['r2']:.3f}, median dE {m['delta_e_median']:.2f} "
               f"({out[name].fit_s:.1f} s)", flush=True)
@@ -270,8 +267,6 @@ def registration_summary(part: Part) -> dict:
 
 
 def save(result: LabResult, out: Path, cfg: TrainConfig, spectra: int) -> None:
-    from training.lab_figures import write_figures
-
     trained = out / "trained"
     for name, c in result.candidates.items():
         info = result.info if name == result.best else model_info(result, name, cfg, spectra)

@@ -30,7 +30,7 @@ from training import camera, lab_rgb, photo, register
 from training.catalogue import RGB_TEST, RGB_TRAIN, scene_path
 from training.config import TrainConfig
 from training.jsonutil import jsonable
-from training.lab_rgb import LABELS
+from training.lab_figures import LABELS
 from training.metrics import delta_e_rgb, r2_rgb
 from training.photo import FWHM_PER_SIGMA, spot_px_of
 from training.report import fmt, md_table
