@@ -41,6 +41,7 @@ from training.catalogue import RGB_TEST, RGB_TRAIN, scene_candidates  # noqa: E4
 from training.metrics import delta_e_rgb, r2_rgb  # noqa: E402
 
 INSTRUMENT = ROOT / "training" / "instruments" / "m1_mistral.toml"
+OTHER_INSTRUMENT = ROOT / "training" / "instruments" / "m6_jetstream.toml"
 CLICK_ERROR_PX = 4.0
 PY = [sys.executable]
 ENV = dict(os.environ, PYTHONPATH=str(ROOT))
@@ -84,8 +85,10 @@ def scanner_export(scene: Path, path: Path) -> dict:
     return {"offset": grid.offset, "gain": grid.gain}
 
 
-def serve_and_watch(models: Path, scan: Path, out: Path) -> tuple[Path, Path]:
-    """Daemon + watcher + replay of `scan` on loopback: (the RGB PNG, the recording)."""
+def serve_and_watch(models: Path, scan: Path, out: Path, foreign: Path
+                    ) -> tuple[Path, Path, subprocess.CompletedProcess]:
+    """Daemon + watcher + replay of `scan` on loopback, then a replay of `foreign` (the same
+    scan stated as another instrument's): (the RGB PNG, the recording, the foreign replay)."""
     ingest, previews, snapshot = (f"tcp://127.0.0.1:{free_port()}" for _ in range(3))
     edge = [*PY, "-m", "edge"]
     procs: list[subprocess.Popen] = []
@@ -116,7 +119,14 @@ def serve_and_watch(models: Path, scan: Path, out: Path) -> tuple[Path, Path]:
         s = json.loads(subprocess.run(status, cwd=ROOT, env=ENV, capture_output=True,
                                       text=True, check=True).stdout)
         recording = out / "recordings" / s["detail"].get("scan", {}).get("recording", "")
-        return png / "rgb.png", recording
+        refused = [*edge, "replay", rel(foreign), "--ingest", ingest, "--snapshot", snapshot,
+                   "--scan-id", "foreign", "--pixels-per-message", "16"]
+        print(f"\n[lab-rgb] the same scan, stated as another instrument\n$ python "
+              f"{' '.join(refused[1:])}", flush=True)
+        other = subprocess.run(refused, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                               timeout=120)
+        print((other.stdout + other.stderr).strip(), flush=True)
+        return png / "rgb.png", recording, other
     finally:
         for p in reversed(procs):
             if p.poll() is None:
@@ -164,7 +174,14 @@ def main(argv: list[str] | None = None) -> int:
     step("export the best as the rgb bundle",
          ["-m", "export", "model", "rgb", "--trained", rel(trained / "trained"),
           "--out", rel(bundles), "--data", rel(trained)])
-    png, recording = serve_and_watch(bundles, datasets[RGB_TEST], out)
+    foreign = lab / f"{RGB_TEST}_as_m6.h5"
+    foreign.unlink(missing_ok=True)
+    step("convert the held-out scan again, stated as an M6 Jetstream's (item 3)",
+         ["-m", "training.convert", rel(lab / f"{RGB_TEST}_export.h5"), rel(foreign),
+          "--instrument", rel(OTHER_INSTRUMENT), "--dataset", "counts", "--axes", "yxc",
+          "--live-time-dataset", "live_time", "--real-time-dataset", "real_time",
+          "--offset", repr(cal["offset"]), "--gain", repr(cal["gain"])])
+    png, recording, other = serve_and_watch(bundles, datasets[RGB_TEST], out, foreign)
 
     from proto import predictions
 
@@ -187,11 +204,16 @@ def main(argv: list[str] | None = None) -> int:
         f"  live preview    R2 {r2:.3f}, median dE2000 {de:.2f} against the registered "
         "photograph (the daemon's final canvas from its recording)",
         f"  live RGB PNG    {rel(png)}",
+        f"  other instrument  replay exit {other.returncode}: "
+        f"{(other.stdout + other.stderr).strip().splitlines()[-1:]}",
         f"  recording       {rel(recording)}",
         f"  check pictures  {sorted(rel(p) for p in lab.glob('*_check.png'))}",
     ]
     print("\n".join(lines))
     (out / "summary.txt").write_text("\n".join(lines) + "\n")
+    if other.returncode == 0:
+        print("[lab-rgb] FAILED: the daemon served a stream from another instrument")
+        return 1
     return 0
 
 

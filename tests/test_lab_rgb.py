@@ -64,6 +64,10 @@ def test_held_out_rectangle_never_touches_training():
     assert len(part.test) == rect.w * rect.h and not set(part.test) & set(part.train)
     assert len(part.train) == 20 * 30 - (8 + 6) * (6 + 6)
     assert auto_rect((20, 30)) == Rect(22, 0, 8, 20)  # last quarter of the longer axis
+    # automatic: several scans hold out the last one whole (the study's protocol)
+    a, b = split([scene, load_scene_stub((6, 5))], [], None, [0.0, 0.0])
+    assert len(a.train) == 600 and len(a.test) == 0 and len(b.train) == 0
+    assert len(b.test) == 30 and b.area == "whole scan"
     with pytest.raises(SplitError, match="beyond the 30 x 20 scan"):
         split([scene], [], Rect(25, 0, 8, 4), [0.0])
     with pytest.raises(SplitError, match="training pixels left"):
