@@ -109,6 +109,7 @@ def test_a_page_gets_the_overview_then_only_what_changed_then_detail_on_zoom():
     b.zoom(st, [1, 2, 6, 5])
     out = [j() for j in b.jobs(st)]
     assert json.loads(out[0]) == {"t": "detail", "level": 0, "x": 1, "y": 2, "w": 6, "h": 5}
+    assert {unpack(m)[0]["layer"] for m in out if isinstance(m, bytes)} == {"d"}  # no overview
     head, payload = unpack(next(m for m in out if isinstance(m, bytes)
                                 and unpack(m)[0]["layer"] == "d"))
     np.testing.assert_array_equal(np.frombuffer(payload, np.float32).reshape(3, 5, 6),

@@ -109,23 +109,24 @@ class Browser:
                 self.pending = {}
             else:
                 pending, self.pending = self.pending, {}
-            gen, detail = state.gen, self.detail
+            gen, detail, new_detail = state.gen, self.detail, False
             if self.detail_new:
                 self.detail_new = False
                 lvl, (x0, y0, x1, y1) = detail or (0, (0, 0, 0, 0))
                 msg = {"t": "detail"} | ({"level": lvl, "x": x0, "y": y0, "w": x1 - x0,
                                           "h": y1 - y0} if detail else {})
                 out.append(lambda: json.dumps(msg))
-                if detail:
-                    pending = pending | {t: WHOLE for t in TOPICS if state.has(t)}
-            for topic, box in pending.items():
+                new_detail = detail is not None  # all of it, for every topic; not the overview
+            for topic in TOPICS:
                 if not state.has(topic):
                     continue
-                out.append(_region_job(state, topic, "o", state.level, box, gen))
-                if detail is not None:
-                    inter = _intersect(box, detail[1])
-                    if inter is not None:
-                        out.append(_region_job(state, topic, "d", detail[0], inter, gen))
+                box = pending.get(topic)
+                if box is not None:
+                    out.append(_region_job(state, topic, "o", state.level, box, gen))
+                inter = None if detail is None else (
+                    detail[1] if new_detail else box and _intersect(box, detail[1]))
+                if inter is not None:
+                    out.append(_region_job(state, topic, "d", detail[0], inter, gen))
             if self.status_due:
                 self.status_due = False
                 out.append(lambda: status_json(state))
