@@ -21,7 +21,7 @@ from proto.dataset import open_dataset, write_dataset
 from training import lab_rgb, scenes
 from training.catalogue import RGB_TEST
 from training.lab_split import Rect, SplitError, auto_rect, gap_px, split
-from training.report.lab_rgb import compare, diagnostics, section
+from training.report.lab_rgb import compare, diagnostics, section, summary
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +35,7 @@ def test_lab_path_reaches_the_aligned_r2(child, tmp_path, capsys):
     diag = diagnostics(c, child, None, tmp_path)
     row = c.rows()["knn10"]
     with capsys.disabled():
-        print("\n" + section(c, diag))
+        print("\n" + section(summary(c, diag)))
     reg = c.registered[0][child.stem]
     assert reg.error_after <= 0.5 and reg.error_after < reg.error_before
     assert c.lab[0].parts[0].area.startswith("rectangle x0,y0,w,h = 0,34,31,12")
