@@ -80,15 +80,15 @@ def test_m6_spectrum_equals_pymca():
 def test_ixrf_map_equals_pymca_per_pixel():
     """(b) The real IXRF ATLAS map, both detectors, with the PyMca config derived from its
     instrument description (Mo tube, 10 eV/channel from 0), each pixel fitted on its own:
-    PyMca itself on 4 pixels of each detector (a pixel whose refit cycles costs PyMca 2P + 1
-    least-squares solves), the same algorithm in float64 (reference_fit) on all 400."""
+    PyMca itself on 2 pixels of each detector (a pixel whose refit cycles costs PyMca 2P + 1
+    least-squares solves, ~1 s), the same algorithm in float64 (reference_fit) on all 400."""
     counts = np.load(_need(IXRF)).astype(np.float64)  # (pixel, detector, channel)
     cfg = make_config(INSTRUMENTS_DIR / "ixrf_atlas.toml", continuum_bin_kev=3.0)
     fitter = configured_fit(cfg)
     model = build_model(cfg, fitter=fitter)
     flat = counts.reshape(-1, counts.shape[-1])
     ours, sigma = run(session(build_graph(model)), flat)
-    some = np.array([0, 1, 102, 103, 252, 253, 398, 399])  # 4 pixels x both detectors
+    some = np.array([0, 1, 252, 253])  # 2 pixels x both detectors
     names, areas, _ = pymca_fast_fit(flat[some], cfg, fitter=fitter)
     _check(ours[some], _pymca_outputs(model, names, areas), sigma[some],
            "IXRF map, both detectors, PyMca per pixel", model.outputs)
