@@ -91,11 +91,14 @@ def watch_daemon(previews: str, arrivals: list, stop: threading.Event) -> None:
     sub.close(0)
 
 
-def latencies(sent: dict, arrivals: list, size: int, level: int) -> np.ndarray:
-    """Per sampled message: its send time -> the first overview rgb region holding it."""
+def latencies(sent: dict, arrivals: list, size: int, level: int, after_s: float = 0.0
+              ) -> np.ndarray:
+    """Per sampled message (sent `after_s` or more after the first): its send time -> the
+    first overview rgb region holding it."""
     regions = sorted(a for a in arrivals if a[1] == "rgb" and a[2] == "o")
     out = []
-    for seq in list(sent)[::10]:
+    t0 = min(sent.values()) + after_s
+    for seq in [q for q in list(sent)[::10] if sent[q] >= t0]:
         i = (seq - 1) * PER_MESSAGE + PER_MESSAGE - 1  # the message's last pixel
         bx, by = (i % size) >> level, (i // size) >> level
         hit = next((t for t, _, _, _, x, y, w, h, s in regions
@@ -230,8 +233,10 @@ def main() -> int:
         done.set()
         spy.join()
         at_daemon = latencies(sent, daemon_out, args.size, 0)
+        daemon_settled = latencies(sent, daemon_out, args.size, 0, after_s=5.0)
         level = page.layout().get("level", 0)
         lat = latencies(sent, page.arrivals, args.size, level)
+        settled = latencies(sent, page.arrivals, args.size, level, after_s=5.0)
         if zoom_asked:
             zoom_at = next((a[0] / 1e3 for a in page.arrivals
                             if a[2] == "d" and a[0] / 1e3 >= zoom_asked), None)
@@ -246,7 +251,10 @@ def main() -> int:
         print(f"scan start -> page has the layout (snapshot of a {args.size}^2 canvas): "
               f"{t_layout:.1f} s; overview level {level} ({args.size >> level} px a side)")
         for what, v in (("pixel -> the daemon's preview", at_daemon),
-                        ("pixel -> page", lat)):
+                        ("pixel -> page", lat),
+                        ("from 5 s after the first pixel: pixel -> the daemon's preview",
+                         daemon_settled),
+                        ("from 5 s after the first pixel: pixel -> page", settled)):
             if len(v):
                 print(f"{what}: p50 {np.median(v) * 1e3:.0f} ms, p99 "
                       f"{np.percentile(v, 99) * 1e3:.0f} ms, max {v.max() * 1e3:.0f} ms "

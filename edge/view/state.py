@@ -69,13 +69,31 @@ def block_max(a: np.ndarray, f: int) -> np.ndarray:
     return _blocks(a, f, np.maximum, -np.inf if a.dtype.kind == "f" else 0)
 
 
+def _rgb_mean(a: np.ndarray, f: int) -> np.ndarray:
+    """(h, w, 3) uint8 -> block means, rounded, in its own layout: integer sums (uint16 up to
+    16 x 16 blocks: 256 x 255 < 2**16), no float copy of the whole crop."""
+    h, w, _ = a.shape
+    hh, ww = -(-h // f) * f, -(-w // f) * f
+    if (hh, ww) != (h, w):
+        padded = np.zeros((hh, ww, 3), np.uint8)
+        padded[:h, :w] = a
+        a = padded
+    total = a[::f, ::f].astype(np.uint16 if f <= 16 else np.uint32)
+    for i in range(f):
+        for j in range(f):
+            if i or j:
+                total += a[i::f, j::f]
+    ys, xs = np.arange(0, h, f), np.arange(0, w, f)
+    n = (np.minimum(f, h - ys)[:, None] * np.minimum(f, w - xs)[None, :]).astype(np.float32)
+    return np.rint(total / n[..., None]).astype(np.uint8)
+
+
 def downsample(topic: str, a: np.ndarray, f: int) -> np.ndarray:
     """A full-resolution crop of `topic` (its preview layout) at 1/f, same layout and dtype."""
     if f == 1:
         return a
     if topic == "rgb":
-        planes = block_mean(a.transpose(2, 0, 1).astype(np.float32), f)
-        return np.rint(planes).astype(np.uint8).transpose(1, 2, 0)
+        return _rgb_mean(a, f)
     if topic == "trust":
         return block_mean(a[None].astype(np.float32, copy=False), f)[0]
     if topic.startswith(DOMAIN):  # a block is outside the domain if any of its pixels is
@@ -171,9 +189,9 @@ class ViewState:
         old = full[:, y0:y0 + h, x0:x0 + w] if key == "elements" else full[y0:y0 + h, x0:x0 + w]
         diff = old != data
         if key == "elements":
-            diff = diff.any(axis=0)
-        elif key == "rgb":
-            diff = diff.any(axis=2)
+            diff = np.logical_or.reduce(diff, axis=0)  # plane by plane: contiguous ORs
+        elif key == "rgb":  # any(axis=2) over 3 channels measured ~10x slower than this
+            diff = diff[..., 0] | diff[..., 1] | diff[..., 2]
         rows, cols = np.flatnonzero(diff.any(axis=1)), np.flatnonzero(diff.any(axis=0))
         if not rows.size:
             return (x0, y0, 0, 0)
