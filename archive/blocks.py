@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from proto.dataset import Dataset
+from proto.dataset import Dataset, DatasetError
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,10 @@ def plan(height: int, width: int, pixels: int, chunk_rows: int = 1) -> list[Bloc
 
 
 def plan_dataset(ds: Dataset, pixels: int) -> list[Block]:
+    """The blocks of a closed dataset; one still open is refused (its pixels may yet change)."""
+    if ds.status == "recording":
+        raise DatasetError(ds.path, "still recording, or its writer died: let the daemon "
+                                    "resume and close it first")
     h, w, _ = ds.shape
     chunks = ds.counts.chunks
     return plan(h, w, pixels, chunks[0] if chunks else 1)

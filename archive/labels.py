@@ -123,9 +123,6 @@ def label_datasets(
                 summary.skipped.append(path)
                 continue
             with open_dataset(path) as ds:
-                if ds.status == "recording":
-                    raise DatasetError(path, "still recording, or its writer died: let the "
-                                             "daemon resume and close it first")
                 h, w, _ = ds.shape
                 plan = _blocks.plan_dataset(ds, block_pixels)
                 acquired = ds.acquired

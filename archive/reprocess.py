@@ -94,9 +94,6 @@ def reprocess(
                 summary.skipped.append(path)
                 continue
             with open_dataset(path) as ds:
-                if ds.status == "recording":
-                    raise DatasetError(path, "still recording, or its writer died: let the "
-                                             "daemon resume and close it first")
                 if reason := refusal(sessions, ds.grid):
                     raise DatasetError(path, f"these models cannot serve it: {reason}")
                 h, w, _ = ds.shape
