@@ -21,7 +21,7 @@ from proto.dataset import open_dataset, write_dataset
 from training import lab_rgb, scenes
 from training.catalogue import RGB_TEST
 from training.lab_split import Rect, SplitError, auto_rect, gap_px, split
-from training.report.lab_rgb import compare, diagnostics, section, summary
+from training.report.lab_rgb import compare, diagnostics, into_report, section, summary
 
 
 @pytest.fixture(scope="module")
@@ -132,3 +132,15 @@ def test_user_mistakes_get_one_line(child, tmp_path, capsys):
     assert "x0,y0,w,h" in capsys.readouterr().err
     assert lab_rgb.main([train, "--models", "svm", "--out", str(tmp_path / "o")]) == 2
     assert "unknown model 'svm'" in capsys.readouterr().err
+
+
+def test_section_goes_into_the_report_in_place(tmp_path):
+    md = tmp_path / "REPORT.md"
+    md.write_text("# R\n\n## 1. RGB\n\ntable one\n\n\n## 2. Elements\n\ntable two\n")
+    into_report(md, "## 1b. lab\n\nfirst")
+    assert md.read_text() == ("# R\n\n## 1. RGB\n\ntable one\n\n\n## 1b. lab\n\nfirst\n\n"
+                              "## 2. Elements\n\ntable two\n")
+    into_report(md, "## 1b. lab\n\nsecond\n")  # replaced, not added again
+    text = md.read_text()
+    assert text.count("## 1b.") == 1 and "second" in text and "first" not in text
+    assert text.endswith("## 2. Elements\n\ntable two\n") and "table one" in text

@@ -260,6 +260,25 @@ def run_lab_rgb(data: Path, out: Path, quick: bool, work: Path | None = None,
     return section(figures, "lab_rgb_m1_child.png")
 
 
+SECTION = "## 1b."
+
+
+def into_report(report_md: Path, text: str) -> None:
+    """Write section 1b into an existing REPORT.md without rerunning the other sections:
+    replaces a 1b section already there (up to the next level-2 heading), else goes where
+    `python -m training.report` puts it, just before section 2."""
+    lines = report_md.read_text().split("\n")
+    start = next((i for i, ln in enumerate(lines) if ln.startswith(SECTION)), None)
+    if start is not None:
+        end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")),
+                   len(lines))
+    else:
+        start = end = next((i for i, ln in enumerate(lines) if ln.startswith("## 2.")),
+                           len(lines))
+    block = [*text.rstrip("\n").split("\n"), ""]
+    report_md.write_text("\n".join(lines[:start] + block + lines[end:]))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m training.report.lab_rgb", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -270,9 +289,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cameras", type=int, default=3,
                     help="photographs of each scene (runs, each with its own training seed)")
     ap.add_argument("--quick", action="store_true", help="short training (smoke test)")
+    ap.add_argument("--into", metavar="REPORT.md", default=None,
+                    help="also write the section into this report in place (replacing its "
+                         "1b, else before section 2), the other sections untouched")
     a = ap.parse_args(argv)
     text = run_lab_rgb(Path(a.data), Path(a.out), a.quick, Path(a.work), a.cameras)
     (Path(a.out) / "lab_rgb.md").write_text(text + "\n")
+    if a.into:
+        into_report(Path(a.into), text)
     print(text)
     return 0
 
