@@ -90,6 +90,9 @@ class Daemon(ScanLifecycle, RequestHandling):
         self.stopping = False
         self._pending: list[tuple[float, object]] = []
         self._pending_pixels = 0
+        # a scan boundary sent its forced frames' first burst this turn: the loop's publish
+        # waits for the next turn (one burst a turn: a big canvas's tile is ~20-80 ms)
+        self.burst_sent = False
         self.load_models(initial=True)
         if cfg.record:
             self.resume_open_scan()
@@ -229,6 +232,7 @@ class Daemon(ScanLifecycle, RequestHandling):
                  self.cfg.ingest_hwm, self.cfg.max_frame_bytes, self.cfg.ingest_buffer_bytes,
                  self.cfg.max_message_bytes)
         while not self.stopping:
+            self.burst_sent = False
             events = dict(poller.poll(0 if self.publisher.pending else 50))
             if self.pull in events:
                 self.receive(wait_s)
@@ -243,8 +247,9 @@ class Daemon(ScanLifecycle, RequestHandling):
             if self.scan is not None:
                 if self.scan.recording:
                     self.flush_due(self.scan, now)
-                self.publisher.publish(self.scan.canvas, self.scan.scan_id, self.seq, now)
-            elif self.publisher.pending:  # a closed scan's last tiles, a burst a turn
+                if not self.burst_sent:
+                    self.publisher.publish(self.scan.canvas, self.scan.scan_id, self.seq, now)
+            elif self.publisher.pending and not self.burst_sent:  # a closed scan's last tiles
                 self.publisher.drain(self.seq)
             if self.publisher.status_due(now, self.cfg.status_every_s):
                 self.publish_status(now)

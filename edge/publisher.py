@@ -4,8 +4,9 @@ A frame or region over `max_preview_bytes` goes out as tiles, and a snapshot ove
 `max_reply_bytes` in parts (edge.tiles, SPEC.md 4.4 and 4.7), so no message outgrows
 the limits whatever the canvas; a canvas of k tiles gets its periodic full refresh k
 times less often, so refreshing costs no more bytes per second than one tile's worth.
-Tiles wait in a queue and go out `burst` per loop turn (`drain`), so a big frame never
-holds the loop (ingest, requests) for longer than a few tiles' encoding.
+Tiles wait in a queue and go out at most `burst_bytes` of data per loop turn (`drain`;
+a tile larger than that alone), so a big frame never holds the loop (ingest, requests) for
+longer than one tile's encoding.
 
 PUB never blocks ingest: it sends with NOBLOCK under a send high-water mark, so
 a slow subscriber loses previews (it resyncs with a snapshot), never the
@@ -35,7 +36,12 @@ class Publisher:
         self.pub = pub
         self.max_preview_bytes = max_preview_bytes
         self.max_reply_bytes = max_reply_bytes
-        self.burst = 4  # tiles sent per loop turn at most (4 x 16 MiB: ~0.1 s of encoding)
+        # data encoded per drain: one 16 MiB tile is ~15-30 ms of encoding on an idle core,
+        # ~50-80 ms on a busy one; four a turn (the old burst) held a 4096 x 4096 scan's
+        # ingest 0.2-0.9 s a turn while its full frames went out. An eighth more lets the
+        # other topics' small regions (a few rows) follow a full tile in the same turn
+        self.burst_bytes = max_preview_bytes + max_preview_bytes // 8
+        self._turn = 0  # which topic a drain offers first: a big tile of each gets its turn
         self._queue: dict[str, deque[Region]] = {t: deque() for t in PREVIEW_TOPICS}
         self._source: tuple[Canvas, str] | None = None  # the canvas the queued tiles are of
         self.min_gap = 1.0 / rate_hz if rate_hz > 0 else 0.0
@@ -108,9 +114,13 @@ class Publisher:
     def snapshot_part(self, canvas: Canvas, scan_id: str, seq: int, topics=PREVIEW_TOPICS,
                       part: int = 0) -> tuple[list, int]:
         """(frames of snapshot part `part`, how many parts): whole tiles, in order, at most
-        max_reply_bytes of data per part. A part beyond the last is refused (bad_value)."""
+        max_reply_bytes of data per part, and no more than a drain's `burst_bytes`: a
+        viewer that joins a 4096 x 4096 scan then holds ingest one tile's encoding a part
+        (64 MiB parts held it 0.3-1.1 s each, 11 times). A part beyond the last is refused
+        (bad_value)."""
         items = self._items(canvas, topics)
-        groups = parts([r[2] * r[3] * _bpp(canvas, t) for t, r in items], self.max_reply_bytes)
+        groups = parts([r[2] * r[3] * _bpp(canvas, t) for t, r in items],
+                       min(self.max_reply_bytes, self.burst_bytes))
         if not 0 <= part < len(groups):
             raise wire.ProtocolError("part", "bad_value",
                                      f"part {part}: this snapshot has parts 0..{len(groups) - 1}")
@@ -141,7 +151,12 @@ class Publisher:
             elif region is None:
                 continue
             self._last[topic] = now
-            self._queue[topic].extend(self.regions(canvas, topic, region))
+            if region is None:
+                self._queue[topic].extend(self.regions(canvas, topic))
+            else:  # what changed goes ahead of a full frame's tiles still waiting: every
+                # frame holds the canvas as it is when sent, so the order only decides what a
+                # subscriber sees first (a 4096 x 4096 refresh is 4-34 tiles, a turn each)
+                self._queue[topic].extendleft(reversed(self.regions(canvas, topic, region)))
         self.drain(seq)
 
     @property
@@ -150,17 +165,27 @@ class Publisher:
         return sum(len(q) for q in self._queue.values())
 
     def drain(self, seq: int) -> None:
-        """Send up to `burst` queued tiles, topics in turn, with the canvas's current data
-        (absolute values: the frame says what `seq` includes when it is sent)."""
+        """Send queued tiles, topics in turn, up to `burst_bytes` of data (the first tile
+        whatever its size), with the canvas's current data (absolute values: the frame says
+        what `seq` includes when it is sent). The topic offered first rotates, so a big
+        tile waits at most a drain per topic behind the others' small regions."""
         if self._source is None:
             return
         canvas, scan_id = self._source
-        budget = self.burst
-        while budget and self.pending:
-            for topic, q in self._queue.items():
-                if not q or not budget:
+        order = list(self._queue.items())
+        order = order[self._turn:] + order[:self._turn]
+        self._turn = (self._turn + 1) % len(order)
+        spent, progress = 0, True
+        while progress and self.pending:
+            progress = False
+            for topic, q in order:
+                if not q:
                     continue
-                budget -= 1
+                size = q[0][2] * q[0][3] * _bpp(canvas, topic)
+                if spent and spent + size > self.burst_bytes:
+                    continue
+                spent += size
+                progress = True
                 tile = q.popleft()
                 try:
                     frame = self.frame(canvas, topic, scan_id, seq, tile)

@@ -38,14 +38,27 @@ class DatasetWriter:
     pixel marked acquired always has its spectrum.
     """
 
-    def __init__(self, path: Path, file: h5py.File, max_pending: int = 2048) -> None:
+    def __init__(self, path: Path, file: h5py.File, max_pending: int = 2048,
+                 fresh: bool = False) -> None:
+        """`fresh`: the file was just created, nothing acquired. Its maps are then zeros
+        (np.zeros: pages the kernel gives on first write), not read back: reading a 4096 x
+        4096 scan's fill values and scanning them for chunks cost ~0.2 s (0.45 s on a busy
+        box) at scan_start, with ingest held."""
         self.path, self._f = path, file
         self._counts = file["counts"]
         h, w, c = self._counts.shape
         self.height, self.width, self.channels = h, w, c
-        self.acquired = file["acquired"][...].astype(bool)
-        self._live = file["live_time_s"][...]
-        self._real = file["real_time_s"][...]
+        group = file[GROUP]
+        if fresh:
+            self.acquired = np.zeros((h, w), dtype=bool)
+            self._live = np.zeros((h, w), dtype=file["live_time_s"].dtype)
+            self._real = np.zeros((h, w), dtype=file["real_time_s"].dtype)
+            self._marks = np.zeros((h, w), dtype=group["not_inferred"].dtype)
+        else:
+            self.acquired = file["acquired"][...].astype(bool)
+            self._live = file["live_time_s"][...]
+            self._real = file["real_time_s"][...]
+            self._marks = group["not_inferred"][...]
         self._pending: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self._pending_n = 0
         self._max_pending = max_pending
@@ -54,10 +67,8 @@ class DatasetWriter:
         # Low-level handles, kept: the high-level h5py write costs ~40-90 us of Python per
         # call (name lookup, selection parsing), more than the data at a 1 kHz flush rate.
         self._counts_space = self._counts.id.get_space()
-        self._direct = (_DirectChunks(self._counts, self.acquired)
+        self._direct = (_DirectChunks(self._counts, None if fresh else self.acquired)
                         if _DirectChunks.usable(self._counts) else None)
-        group = file[GROUP]
-        self._marks = group["not_inferred"][...]
         self._last_seq_ds, self._pixels_ds = group["last_seq"], group["pixels_recorded"]
         # durable (as of the last flush) and written (in memory, not yet flushed) progress
         self.last_seq = self._seq_written = int(self._last_seq_ds[()])
@@ -88,7 +99,7 @@ class DatasetWriter:
         except Exception:
             f.close()
             raise
-        return cls(path, f)
+        return cls(path, f, fresh=True)
 
     @classmethod
     def resume(cls, path: str | os.PathLike) -> DatasetWriter:
@@ -256,8 +267,8 @@ class _DirectChunks:
     pwrite per chunk instead of a fill, a copy into the cache and the cache's write-out.
     """
 
-    def __init__(self, dataset: h5py.Dataset, acquired: np.ndarray, max_partial: int = 64
-                 ) -> None:
+    def __init__(self, dataset: h5py.Dataset, acquired: np.ndarray | None,
+                 max_partial: int = 64) -> None:
         self._id = dataset.id
         _, self.width, self.channels = dataset.shape
         self.cw = dataset.chunks[1]
@@ -267,7 +278,11 @@ class _DirectChunks:
         self._dirty: set[tuple[int, int]] = set()
         # chunks holding acquired pixels, to be read back before a partial write; a chunk with
         # none holds nothing that counts (unacquired pixels read 0). Asking HDF5 instead
-        # costs ~0.4 ms a chunk, and listing them is quadratic in their number.
+        # costs ~0.4 ms a chunk, and listing them is quadratic in their number. None: a new
+        # file, no chunk stored yet.
+        self._stored: set[tuple[int, int]] = set()
+        if acquired is None:
+            return
         h = acquired.shape[0]
         padded = np.zeros((h, -(-self.width // self.cw) * self.cw), dtype=bool)
         padded[:, :self.width] = acquired

@@ -51,6 +51,7 @@ class ScanLifecycle:
     refused_id: str | None
     seq: int
     not_inferred: Counter
+    burst_sent: bool
 
     def resume_open_scan(self) -> None:
         """Reopen the recording of a scan a killed daemon left open, and rebuild its canvas.
@@ -175,6 +176,7 @@ class ScanLifecycle:
                  f"recording {recorder.path.name}" if recorder else "not recorded")
         now = time.monotonic()
         self.publisher.publish(self.scan.canvas, msg.scan_id, self.seq, now, force=True)
+        self.burst_sent = True
         self.publish_status(now)
 
     def on_scan_end(self, msg) -> None:
@@ -216,6 +218,7 @@ class ScanLifecycle:
         self.finished = scan
         now = time.monotonic()
         self.publisher.publish(scan.canvas, scan.scan_id, self.seq, now, force=True)
+        self.burst_sent = True
         scan.end_status = status  # every later status says how it ended, not only this one
         self.publish_status(now)
         if self.reload_pending:
