@@ -1,0 +1,208 @@
+"""The element bundle `make calibrate` writes, its runner, and held-out scores in its manifest.
+
+`write_element_bundle` writes export.element_bundle's graph (the compiled fast fit at the
+calibrated configuration, + the residual where one is kept; inputs live time and in-domain
+mark beside the spectra, outputs areas then sigma) when that exporter is installed, else
+`fastfit_bundle`: PyMca's fast fit of the calibrated configuration (export.fastfit_graph)
+with the bundle contract's one input (counts per live second on the scan's own grid) and one
+output, the element areas in counts/s. The fit is scale-equivariant (Savitzky-Golay and the
+two-tap SNIP mean are linear, the clip and the refit's sign tests are unchanged by a positive
+factor), so areas from counts per live second are the areas from counts divided by the live
+time; only sigma needs the live time, and it stays with the fit's own two-input graph.
+
+The grid is the scan's as the stream states it; the fit inside is built at PyMca's refined
+calibration, so channel i is read at the refined energy of channel i (PyMca's own convention),
+and a stream whose stated calibration is ~20 eV off is still fitted where its peaks are.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import helper
+
+from export import parity as parity_check
+from export.fastfit import FastFitModel, reference_fit
+from export.fastfit_graph import build_graph, run
+from export.graph import check_contract, finalize, stamp
+from proto.bundle import Bundle, Manifest, load_bundle, write_bundle
+from proto.domain import Subspace, fit_subspace
+from proto.energy import EnergyGrid, Rebinner, counts_per_live_second
+from training.jsonutil import jsonable
+
+OUTPUT = "elements"
+UNITS = "counts/s"
+DOMAIN_COMPONENTS, DOMAIN_BIN = 64, 4
+
+
+class CompiledFit:
+    """A FastFitModel (any calibration) as training.residual's FitFn, with what
+    export.element_bundle.element_graph reads of its own CompiledFit (model, grid, outputs)."""
+
+    def __init__(self, model: FastFitModel, grid: EnergyGrid) -> None:
+        self.model, self.grid = model, grid
+        self.session = session(build_graph(model, quantity="counts_per_live_second")
+                               .SerializeToString())
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.model.outputs
+
+    def __call__(self, rates: np.ndarray, live_time_s: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        return run(self.session, rates, np.asarray(live_time_s, np.float32).reshape(-1, 1))
+
+    def reference(self, rates: np.ndarray, live_time_s: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        return reference_fit(self.model, rates, np.asarray(live_time_s).reshape(-1))
+
+
+def write_element_bundle(fit: CompiledFit, net, folder: str | Path, *, check_counts: np.ndarray,
+                         check_live: np.ndarray, fields: dict,
+                         subspace: Subspace | None = None) -> tuple[Bundle, dict, str]:
+    """(bundle, parity, what it serves): export.element_bundle's graph with `net` (None: the
+    fast fit alone), checked against the float64 fit + torch residual; without that
+    exporter, the fast fit alone (fastfit_bundle)."""
+    try:
+        from export import element_bundle as eb
+        from training.residual import served
+    except ImportError as exc:
+        b, p = fastfit_bundle(fit.model, fit.grid, folder, check_counts=check_counts,
+                              check_live=check_live, fields=fields, subspace=subspace)
+        return b, p, f"fast fit alone (export.element_bundle not available: {exc})"
+    onx = eb.element_graph(fit, net)
+    data = finalize(onx)
+    live = np.maximum(np.asarray(check_live, np.float64), 1e-12).astype(np.float32)
+    x = (check_counts / live[:, None]).astype(np.float32)
+    reps = -(-parity_check.MIN_SPECTRA // max(len(x), 1))
+    x, live = np.tile(x, (reps, 1)), np.tile(live, reps)
+    gate = (np.arange(len(x)) % 3 != 0).astype(np.float32)  # served and gated off, alike
+    want = served(net, x, live, *fit.reference(x, live), gate)
+    got, _ = eb.Served(data, None)(x, live, gate.astype(bool))
+    p = parity_check.compare(got, want, eb.outputs(fit.outputs), "held-out spectra")
+    if not p.ok:
+        raise parity_check.ParityError(f"{p.line()}\n{p.worst()}")
+    kept = net is not None and float(net.keep.sum()) > 0
+    fields = {**fields, "kind": "elements", "grid": fit.grid.to_dict(), "output_name": OUTPUT,
+              "outputs": eb.outputs(fit.outputs), "units": UNITS,
+              "opset": max(op.version for op in onx.opset_import if op.domain in ("", "ai.onnx")),
+              "extra_inputs": eb.extra_inputs(onx)}
+    fields["metrics"] = {**fields.get("metrics", {}), "parity": p.to_dict()}
+    what = "fast fit + residual" if kept else "fast fit alone (no residual kept)"
+    return write_bundle(folder, data, fields, subspace), p.to_dict(), what
+
+
+def areas_graph(model: FastFitModel) -> onnx.ModelProto:
+    """The fit with the bundle's I/O: spectra (N, C) counts/s -> elements (N, G) counts/s."""
+    m = build_graph(model)  # quantity "counts": no live-time input
+    m = onnx.utils.Extractor(m).extract_model(["spectra"], ["areas"])
+    g = m.graph
+    g.node.append(helper.make_node("Identity", ["areas"], [OUTPUT], name="out_elements"))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info(OUTPUT, onnx.TensorProto.FLOAT,
+                                                  ["batch", len(model.outputs)]))
+    g.input[0].CopyFrom(helper.make_tensor_value_info("spectra", onnx.TensorProto.FLOAT,
+                                                      ["batch", model.channels]))
+    m.opset_import[0].version = max(m.opset_import[0].version, 17)
+    return m
+
+
+def domain_of(rates: np.ndarray, live: np.ndarray, seed: int = 0) -> Subspace | None:
+    """The edge's in-domain test fitted on the training pixels (four fifths fit, one fifth
+    sets the threshold), on the bundle grid; None when there are too few pixels."""
+    n = len(rates)
+    if n < 10 or rates.shape[1] % DOMAIN_BIN:
+        return None
+    order = np.random.default_rng(seed).permutation(n)
+    cut = max(2, round(0.8 * n))
+    fit, held = order[:cut], order[cut:]
+    k = max(1, min(DOMAIN_COMPONENTS, len(fit) - 1))
+    return fit_subspace(rates[fit], live[fit], rates[held], live[held], k, DOMAIN_BIN)
+
+
+def fastfit_bundle(model: FastFitModel, grid: EnergyGrid, folder: str | Path, *,
+                   check_counts: np.ndarray, check_live: np.ndarray, fields: dict,
+                   subspace: Subspace | None = None) -> tuple[Bundle, dict]:
+    """Write the fast-fit-only element bundle after checking ONNX Runtime against the same
+    algorithm in float64 (export.fastfit.reference_fit) on `check_counts` (held-out counts):
+    every area within 1 % or 0.5 sigma, the issue's bar. Returns (bundle, parity)."""
+    if grid.channels != model.channels:
+        raise ValueError(f"model for {model.channels} channels, grid has {grid.channels}")
+    m = areas_graph(model)
+    check_contract(m, grid.channels, OUTPUT, len(model.outputs))
+    stamp(m, "elements", grid.to_dict(), model.outputs, UNITS)
+    data = finalize(m)
+    live = np.maximum(np.asarray(check_live, np.float64), 1e-12)
+    ref, sigma = reference_fit(model, check_counts)
+    ours = session(data).run([OUTPUT], {"spectra": (check_counts / live[:, None]).astype(
+        np.float32)})[0] * live[:, None]
+    tol = np.maximum(0.01 * np.abs(ref), 0.5 * sigma)
+    ratio = float((np.abs(ours - ref) / np.maximum(tol, 1e-12)).max()) if len(ref) else 0.0
+    parity = {"spectra": len(ref), "reference": "export.fastfit.reference_fit (float64)",
+              "tolerance": "1 % or 0.5 sigma", "ratio": ratio}
+    if ratio > 1:
+        raise ValueError(f"compiled fast fit differs from its float64 reference: {parity}")
+    fields = {**fields, "kind": "elements", "grid": grid.to_dict(), "output_name": OUTPUT,
+              "outputs": list(model.outputs), "units": UNITS, "opset": 17}
+    fields["metrics"] = {**fields.get("metrics", {}), "parity": parity}
+    return write_bundle(folder, data, fields, subspace), parity
+
+
+def session(data: bytes, threads: int = 1) -> ort.InferenceSession:
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+
+
+class Served:
+    """A bundle read back from disk and run as the edge runs it: the stream's counts rebinned
+    onto the manifest grid and divided by live time; the live time and the in-domain mark
+    (the bundle's own subspace test) where the graph takes them; the first len(outputs)
+    columns (the areas; sigma follows where the bundle serves it)."""
+
+    def __init__(self, folder: str | Path) -> None:
+        self.bundle = load_bundle(folder)
+        self.manifest = self.bundle.manifest
+        self.sess = session(self.bundle.model_bytes)
+        self.inputs = [i.name for i in self.sess.get_inputs()]
+
+    def __call__(self, counts: np.ndarray, live: np.ndarray, grid: EnergyGrid,
+                 outputs: tuple[str, ...], batch: int = 1024, gate: bool = True) -> np.ndarray:
+        rebin = Rebinner(grid, self.manifest.grid)
+        cols = [self.manifest.outputs.index(e) for e in outputs]
+        out = []
+        for i in range(0, len(counts), batch):
+            t = np.maximum(live[i:i + batch], 1e-12)
+            x = counts_per_live_second(counts[i:i + batch], t, rebin)
+            t = t.astype(np.float32).reshape(-1, 1)
+            sub = self.bundle.subspace
+            inside = np.ones((len(x), 1), np.float32) if sub is None else \
+                (~sub.outside(x, t.reshape(-1))).astype(np.float32).reshape(-1, 1)
+            feed = {"spectra": x, "live_time_s": t, "in_domain": inside * gate}
+            y = self.sess.run([self.manifest.output_name], {k: feed[k] for k in self.inputs})[0]
+            out.append(y[:, cols])
+        return np.concatenate(out) if out else np.zeros((0, len(cols)), np.float32)
+
+
+def add_metrics(folder: str | Path, metrics: dict) -> Manifest:
+    """Merge `metrics` into a written bundle's manifest (the graph and its sha256 unchanged;
+    the manifest is rewritten whole, atomically, and read back through the loader)."""
+    bundle = load_bundle(folder)
+    d = bundle.manifest.to_dict()
+    d["metrics"] = {**d.get("metrics", {}), **finite(jsonable(metrics))}
+    return write_bundle(folder, bundle.model_bytes, d, bundle.subspace).manifest
+
+
+def finite(x: Any) -> Any:
+    """JSON-ready values with NaN and infinities as None (a manifest is strict JSON)."""
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, list):
+        return [finite(v) for v in x]
+    return None if isinstance(x, float) and not math.isfinite(x) else x
+

@@ -1,0 +1,288 @@
+"""`make calibrate`: an instrument description and a lab's scans -> a verified element bundle.
+
+    python -m export.calibrate INSTRUMENT.toml SCAN [SCAN ...] [--out models] [--name elements]
+        [--detector D] [--test SCAN ...] [--held-out x0,y0,w,h] [--test-detector D ...]
+        [--no-refine] [--quick] [--no-residual] [--work artifacts/calibrate]
+
+SCANs are any file training.readers reads (dataset files from `make convert`, IXRF .GeoPIXE,
+APS MAPS HDF5, Bruker ...); `--detector` picks one element of a multi-detector scan (default:
+their sum). The steps, each long one with a progress bar:
+
+1. PyMca's configuration from the description (training.fitconfig);
+2. the held-out pixels: --test scans, a --held-out rectangle of the first scan, or the last
+   scan / last quarter; pixels within a beam footprint of the rectangle are in neither side;
+3. PyMca on the training pixels: calibration (zero, gain, noise, Fano) refined by a full fit
+   of their sum spectrum, then the fast fit's labels (export.calib_data);
+4. the bundle: PyMca's fast fit compiled at that calibration (export.fastfit), checked in
+   ONNX Runtime against its float64 reference, plus the residual MLP trained on the labels
+   with early stopping on the held-out pixels (training.residual, where it is available);
+5. the held-out scores, read back from the bundle on disk and run as the edge runs it, against
+   PyMca run on the held-out pixels as its user would (refined on their own sum spectrum):
+   fast fit, fast fit + residual, the fast fit rebuilt at the held-out data's own calibration,
+   ROI sums with a gain fitted on the training labels, and for each --test-detector the same
+   pixels seen by another detector, with PyMca detector vs detector as the repeat floor;
+6. the scores into the manifest (metrics.held_out) and a table on the console.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from export import calib_eval as ev
+from export.calib_bundle import CompiledFit, Served, add_metrics, domain_of, write_element_bundle
+from export.calib_data import Fitted, LabScan, PymcaRef, epochs_for, load_scan, split_scans
+from proto.identity import identity_map
+from proto.instrument import load as load_description
+from training.jsonutil import jsonable
+from training.lab_split import Part, SplitError
+from training.preprocess import rates_from_counts
+from training.readers import ReaderError
+from training.roi import RoiModel
+
+CHECK = 256  # held-out spectra the compiled fit is checked on against its float64 reference
+
+
+@dataclass
+class HeldSet:
+    """Held-out pixels of one scan as one detector saw them, with PyMca's fit of them."""
+
+    scan: LabScan
+    idx: np.ndarray
+    label: str
+    fitted: Fitted
+    reference: np.ndarray
+    repeat: np.ndarray | None = None  # the training detector's PyMca on the same pixels
+
+
+class Steps:
+    """One progress bar over the steps, a nested one for per-pixel work; times per step."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.enabled, self.times, self._t = enabled, {}, time.perf_counter()
+        self.bar = tqdm(total=total, desc="calibrate", unit="step", disable=not enabled,
+                        leave=False)
+        self.name = ""
+
+    def start(self, name: str) -> None:
+        self.end()
+        self.name, self._t = name, time.perf_counter()
+        self.bar.set_postfix_str(name)
+
+    def end(self) -> None:
+        if self.name:
+            self.times[self.name] = round(time.perf_counter() - self._t, 2)
+            self.bar.update(1)
+            self.name = ""
+
+    def pixels(self, total: int, desc: str) -> tqdm:
+        return tqdm(total=total, desc=desc, unit="px", disable=not self.enabled, leave=False)
+
+    def close(self) -> None:
+        self.end()
+        self.bar.close()
+
+
+def _held_sets(ref: PymcaRef, parts: list[tuple[LabScan, Part]], test_detectors: list[str],
+               steps: Steps) -> list[HeldSet]:
+    sets = []
+    for scan, part in parts:
+        if not len(part.test):
+            continue
+        steps.start(f"PyMca on held-out {scan.name}")
+        fitted = ref.fitted(scan.counts[part.test], scan.grid)
+        labels = fitted.labels(scan.counts[part.test], scan.live_time_s[part.test])
+        sets.append(HeldSet(scan, part.test, f"{scan.name}, {part.area}", fitted, labels))
+        for det in test_detectors:
+            steps.start(f"PyMca on detector {det}")
+            other = load_scan(scan.source, det, ref.desc)
+            if other.shape != scan.shape or other.grid.channels != scan.grid.channels:
+                raise ReaderError(scan.source, f"detector {det} has another shape or grid")
+            f2 = ref.fitted(other.counts[part.test], other.grid)
+            lab2 = f2.labels(other.counts[part.test], other.live_time_s[part.test])
+            sets.append(HeldSet(other, part.test, f"{other.name} (another detector), same "
+                                f"held-out pixels ({part.area})", f2, lab2, repeat=labels))
+    return sets
+
+
+def _residual(fit, train: tuple, held: HeldSet, fitted: Fitted, epochs: int | None
+              ) -> tuple[object | None, dict]:
+    """The residual MLP through training.residual (its API), or (None, why not)."""
+    try:
+        from training.residual import ResidualConfig, train_residual
+    except ImportError as exc:
+        return None, {"skipped": f"training.residual not available ({exc})"}
+    counts, live, labels = train
+    n_train = len(counts)
+    rates = np.concatenate([counts, held.scan.counts[held.idx]]) / np.maximum(
+        np.concatenate([live, held.scan.live_time_s[held.idx]]), 1e-12)[:, None]
+    targets = np.concatenate([labels, held.reference])
+    mask = np.arange(len(rates)) >= n_train
+    cfg = ResidualConfig(epochs=epochs or epochs_for(n_train))
+    net, metrics = train_residual(fit, rates.astype(np.float32), np.concatenate(
+        [live, held.scan.live_time_s[held.idx]]), targets, held_out=mask,
+        outputs=fitted.model.outputs, grid=held.scan.grid, cfg=cfg, progress=False)
+    return net, metrics
+
+
+def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path = "models", *,
+              name: str = "elements", detector: str | None = None,
+              tests: list[str | Path] = (), held_out: str | None = None,
+              test_detectors: list[str] = (), refine: bool = True, quick: bool = False,
+              residual: bool = True, epochs: int | None = None, work: str | Path | None = None,
+              progress: bool = True) -> dict:
+    """The whole path (module docstring); returns the summary written into the manifest."""
+    t0 = time.perf_counter()
+    desc = load_description(instrument)
+    steps = Steps(6 + 2 * len(test_detectors), progress)
+    steps.start("PyMca configuration")
+    ref = PymcaRef(desc, quick=quick, refine=refine)
+    steps.start("read scans")
+    train = [load_scan(p, detector, desc) for p in scans]
+    test = [load_scan(p, detector, desc) for p in tests]
+    grid = train[0].grid
+    if any(s.grid != grid for s in [*train, *test]):
+        raise ReaderError(train[0].source, "the scans have different calibrations: calibrate "
+                                           "each instrument setting on its own")
+    parts = split_scans(train, test, held_out)
+    tr = [(s, p) for s, p in parts if len(p.train)]
+    tr_counts = np.concatenate([s.counts[p.train] for s, p in tr])
+    tr_live = np.concatenate([s.live_time_s[p.train] for s, p in tr])
+    steps.start("PyMca: refine calibration, configure")
+    fitted = ref.fitted(tr_counts, grid)
+    steps.start("PyMca labels")
+    with steps.pixels(len(tr_counts), "PyMca labels") as bar:
+        labels = np.concatenate([fitted.labels(s.counts[p.train], s.live_time_s[p.train], bar)
+                                 for s, p in tr])
+    outputs = fitted.model.outputs
+    sets = _held_sets(ref, parts, [str(d) for d in test_detectors], steps)
+    fit = CompiledFit(fitted.model, grid)
+    steps.start("residual")
+    net, res_metrics = (None, {"skipped": "--no-residual"}) if not residual else _residual(
+        fit, (tr_counts, tr_live, labels), sets[0], fitted, epochs)
+    if "skipped" in res_metrics and progress:
+        tqdm.write(f"residual skipped: {res_metrics['skipped']}")
+    steps.start("export")
+    first = sets[0]
+    fields = {
+        "instruments": [identity_map(desc.for_stream(summed=train[0].detector in ("", "sum")))],
+        "training": {"artifact": name, "framework": "pymca-compiled", "model": "fastfit",
+                     "data": {"scans": [str(s.source.name) + (f" [{s.detector}]" if s.detector
+                                                               else "") for s in train],
+                              "spectra": len(tr_counts),
+                              "targets": "PyMca FastXRFLinearFit labels"}},
+    }
+    live_tr = np.maximum(tr_live, 1e-12)
+    subspace = domain_of(tr_counts / live_tr[:, None], live_tr)
+    folder = Path(out) / name
+    _, parity, serves = write_element_bundle(
+        fit, net, folder, check_counts=first.scan.counts[first.idx[:CHECK]],
+        check_live=first.scan.live_time_s[first.idx[:CHECK]], fields=fields, subspace=subspace)
+    steps.start("held-out scores")
+    roi = RoiModel(elements=outputs).fit(rates_from_counts(tr_counts, live_tr, grid), labels)
+    served = Served(folder)
+    scores = []
+    for h in sets:
+        counts, live = h.scan.counts[h.idx], np.maximum(h.scan.live_time_s[h.idx], 1e-12)
+        areas, sigma = fit(counts / live[:, None], live)
+        held = ev.HeldOut(h.label, outputs, h.reference, sigma, repeat=h.repeat)
+        held.preds[ev.FAST] = areas
+        alone = served(counts, live, h.scan.grid, outputs, gate=False)
+        if not np.allclose(alone, areas, rtol=1e-3, atol=1e-3 * max(sigma.max(), 1e-6)):
+            raise ValueError(f"{folder}: the bundle read back differs from the fast fit")
+        if serves.startswith("fast fit + residual"):
+            held.preds[ev.RESIDUAL] = served(counts, live, h.scan.grid, outputs)
+        elif net is not None:  # trained, not exported: scored in torch (the summary says so)
+            from training.residual import served as with_residual
+
+            held.preds[ev.RESIDUAL] = with_residual(net, counts / live[:, None], live, areas,
+                                                    sigma)[:, :len(outputs)]
+        if refine:
+            held.preds[ev.RECAL] = CompiledFit(h.fitted.model, h.scan.grid)(
+                counts / live[:, None], live)[0]
+        held.preds[ev.ROI] = roi.predict(rates_from_counts(counts, live, h.scan.grid))
+        scores.append(ev.score(held))
+    steps.close()
+    summary = {
+        "instrument": desc.name, "calibration": fitted.refined, "outputs": list(outputs),
+        "parity": parity, "serves": serves,
+        "residual": res_metrics.get("skipped") or "trained, kept for " + (", ".join(
+            e for e, k in res_metrics.get("residual_kept", {}).items() if k) or "no element"),
+        "held_out": scores, "seconds": steps.times,
+        "wall_s": round(time.perf_counter() - t0, 1),
+    }
+    add_metrics(folder, {"held_out": scores, "calibration": fitted.refined,
+                         "residual": {k: v for k, v in res_metrics.items()
+                                      if k in ("skipped", "residual_kept", "held_out")}})
+    if work is not None:
+        _save(Path(work) / name, fitted, summary)
+    return summary
+
+
+def _save(folder: Path, fitted: Fitted, summary: dict) -> None:
+    import json
+
+    from export.calib_bundle import finite
+
+    folder.mkdir(parents=True, exist_ok=True)
+    fitted.cfg.write(str(folder / "pymca.cfg"))
+    (folder / "summary.json").write_text(json.dumps(finite(jsonable(summary)), indent=1))
+    (folder / "table.txt").write_text(report(summary) + "\n")
+
+
+def report(summary: dict) -> str:
+    cal = summary["calibration"]
+    head = [f"Element bundle for {summary['instrument']}: outputs {', '.join(summary['outputs'])}"]
+    if cal:
+        head.append("calibration refined by PyMca on the training sum spectrum: " + ", ".join(
+            f"{k} {v:.5g}" if isinstance(v, float) else f"{k} {v}" for k, v in cal.items()))
+    p = summary["parity"]
+    head.append(f"bundle serves: {summary['serves']}; residual: {summary['residual']}")
+    head.append(f"ONNX Runtime vs the float64 fit{' + torch residual' if 'rtol' in p else ''} "
+                f"on {p['spectra']} held-out spectra: worst {p['ratio']:.3f} of the tolerance")
+    tables = [ev.text_table(s) for s in summary["held_out"]]
+    return "\n".join(head) + "\n\n" + "\n\n".join(tables) + "\n\n" + ev.LEGEND + "\n\n" + \
+        ev.summary(summary["held_out"]) + f"\nwall time {summary['wall_s']:.1f} s"
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.calibrate", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("instrument", type=Path, help="instrument description (.toml)")
+    ap.add_argument("scans", nargs="+", type=Path, help="the lab's scans to calibrate on")
+    ap.add_argument("--out", default="models", help="models folder (bundle goes to OUT/NAME)")
+    ap.add_argument("--name", default="elements", help="bundle name (default: elements)")
+    ap.add_argument("--detector", help="detector element (index, name or 'sum') of the scans")
+    ap.add_argument("--test", nargs="*", default=[], type=Path, help="held-out whole scans")
+    ap.add_argument("--held-out", help="held-out rectangle x0,y0,w,h of the first scan")
+    ap.add_argument("--test-detector", nargs="*", default=[],
+                    help="other detector elements: the held-out pixels as they saw them")
+    ap.add_argument("--no-refine", action="store_true", help="keep the description's calibration")
+    ap.add_argument("--quick", action="store_true", help="coarse tube continuum (faster PyMca)")
+    ap.add_argument("--no-residual", action="store_true", help="the compiled fast fit alone")
+    ap.add_argument("--epochs", type=int, help="residual epochs at most (default: scaled to "
+                    "the training pixels, the best held-out epoch kept)")
+    ap.add_argument("--work", default="artifacts/calibrate",
+                    help="folder for the refined PyMca config, summary and table")
+    a = ap.parse_args(argv)
+    try:
+        summary = calibrate(a.instrument, a.scans, a.out, name=a.name, detector=a.detector,
+                            tests=a.test, held_out=a.held_out, test_detectors=a.test_detector,
+                            refine=not a.no_refine, quick=a.quick, residual=not a.no_residual,
+                            epochs=a.epochs, work=a.work)
+    except (ReaderError, SplitError, ValueError) as exc:
+        print(f"calibrate: {exc}", file=sys.stderr)
+        return 1
+    print(report(summary))
+    print(f"bundle: {Path(a.out) / a.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

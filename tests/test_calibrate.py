@@ -1,0 +1,131 @@
+"""`make calibrate` (export.calibrate) end to end on the real IXRF map at test size, and its
+parts: the held-out scores and checks (export.calib_eval), the fast-fit-only bundle
+(export.calib_bundle), the split and the epoch scaling (export.calib_data).
+
+Test size: the IXRF description with its fit window cut to 3-9.5 keV (Ca, Mn, Fe, Cu: PyMca
+configures in about a second instead of tens) and the coarse tube continuum (--quick)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from export import calib_eval as ev
+from export.calib_data import LabScan, epochs_for, split_scans
+from proto.energy import EnergyGrid
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+IXRF = DATA / "ixrf_atlas" / "ts2_01_sub_export.GeoPIXE"
+TOML = ROOT / "training" / "instruments" / "ixrf_atlas.toml"
+
+
+def _small_toml(tmp_path: Path) -> Path:
+    path = tmp_path / "ixrf_small.toml"
+    path.write_text(TOML.read_text() + "\n[fit]\nrange_kev = [3.0, 9.5]\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    if not IXRF.exists():
+        pytest.skip(f"real data not found: {IXRF}")
+    from export.calibrate import calibrate
+
+    tmp = tmp_path_factory.mktemp("calibrate")
+    summary = calibrate(_small_toml(tmp), [IXRF], tmp / "models", detector="0",
+                        test_detectors=["1"], quick=True, epochs=20, work=tmp / "work",
+                        progress=False)
+    return tmp, summary
+
+
+def test_calibrate_ixrf_end_to_end(calibrated):
+    """Detector 0 calibrates, its held-out quarter and detector 1 on the same pixels judge:
+    the bundle on disk verifies and states its held-out error against PyMca and ROI."""
+    from proto.bundle import load_bundle
+
+    tmp, summary = calibrated
+    bundle = load_bundle(tmp / "models" / "elements")
+    m = bundle.manifest
+    assert m.kind == "elements" and {"Ca", "Mn", "Fe", "Cu"} <= set(m.outputs)
+    assert m.grid == EnergyGrid(0.0, 0.01, 4096)  # the stream's grid, fit at refined calib.
+    assert m.instruments and m.instruments[0]["name"] == "IXRF ATLAS"
+    held = m.metrics["held_out"]
+    assert [h["spectra"] for h in held] == [50, 50]  # the last 5 of 20 columns
+    own, other = held
+    assert "-0.01" in str(round(summary["calibration"]["Zero"], 2))  # PyMca: -11..-13 eV
+    for el in ("Fe", "Cu"):
+        e = own["elements"][el]
+        assert e["signal"] and e[ev.FAST]["pearson_r"] > 0.999
+        assert e[ev.FAST]["rel_rmse"] < e[ev.ROI]["rel_rmse"]
+        f = other["elements"][el]
+        assert ev.FLOOR_GAIN in f and f[ev.RECAL]["rel_rmse"] < 1e-3  # own calib. = PyMca
+        assert f[ev.FAST]["pearson_r"] >= f[ev.ROI]["pearson_r"] - ev.R_TIE
+    assert all(all(c.values()) for c in own["checks"].values())
+    text = (tmp / "work" / "elements" / "table.txt").read_text()
+    assert "against PyMca" in text and "checks pass" in text and "floor" in text
+    saved = json.loads((tmp / "work" / "elements" / "summary.json").read_text())
+    assert saved["held_out"][1]["name"].startswith("ts2_01_sub_export[det1]")
+
+
+def test_fastfit_bundle_single_input(calibrated, tmp_path):
+    """The fallback bundle (before the residual exporter): one input, areas in counts/s from
+    counts per live second, equal to the fit's own float64 reference."""
+    from export.calib_bundle import Served, fastfit_bundle
+    from export.calib_data import PymcaRef, load_scan
+    from export.fastfit import reference_fit
+    from proto.instrument import load
+
+    desc = load(_small_toml(tmp_path))
+    scan = load_scan(IXRF, "det1", desc)
+    fitted = PymcaRef(desc, quick=True, refine=False).fitted(scan.counts, scan.grid)
+    counts, live = scan.counts[:20], scan.live_time_s[:20]
+    bundle, parity = fastfit_bundle(fitted.model, scan.grid, tmp_path / "b", check_counts=counts,
+                                    check_live=live, fields={})
+    assert bundle.manifest.outputs == fitted.model.outputs and parity["ratio"] <= 1
+    got = Served(tmp_path / "b")(counts, live, scan.grid, fitted.model.outputs)
+    want = reference_fit(fitted.model, counts)[0] / live[:, None]
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-2)
+
+
+def _held(ref, pred_fast, pred_roi, repeat=None):
+    h = ev.HeldOut("set", ("A", "B"), ref, np.full_like(ref, 1.0), repeat=repeat)
+    h.preds[ev.FAST], h.preds[ev.ROI] = pred_fast, pred_roi
+    return ev.score(h)
+
+
+def test_scores_and_checks():
+    """Checks fail where they should: a fast fit worse than ROI, an error above the floor;
+    an element without signal is not checked; the floor is gain-matched."""
+    rng = np.random.default_rng(0)
+    ref = np.stack([rng.uniform(10, 100, 200), rng.normal(0, 1, 200)], axis=1)
+    good, bad = ref + rng.normal(0, 1, ref.shape), ref + rng.normal(0, 30, ref.shape)
+    s = _held(ref, good, bad, repeat=2 * ref + rng.normal(0, 2, ref.shape))
+    assert s["elements"]["A"]["signal"] and not s["elements"]["B"]["signal"]
+    assert s["checks"] == {"A": {"fast_fit_r_ge_roi": True, "rel_rmse_within_floor": True}}
+    floor = s["elements"]["A"]
+    assert floor[ev.FLOOR]["rel_rmse"] > 0.5 > floor[ev.FLOOR_GAIN]["rel_rmse"]  # 2x gain
+    s = _held(ref, bad, good, repeat=ref + rng.normal(0, 1, ref.shape))
+    assert s["checks"]["A"] == {"fast_fit_r_ge_roi": False, "rel_rmse_within_floor": False}
+    assert "A r≥ROI" in ev.summary([s]) and "0/2 checks pass" in ev.summary([s])
+    assert "NO" in ev.text_table(s) and ev.md_table(s).count("\n") == 3
+
+
+def test_split_keeps_held_out_apart():
+    """A rectangle held out of a scan: its pixels and a 1-pixel ring are not trained on."""
+    grid = EnergyGrid(0.0, 0.01, 64)
+    counts = np.random.default_rng(1).poisson(5, (8 * 10, 64)).astype(np.float32)
+    scan = LabScan("s", Path("s.h5"), "", (8, 10), counts, np.full(80, 0.1), grid, 0.0)
+    (s, part), = split_scans([scan], [], "6,0,4,8")
+    assert s is scan and len(part.test) == 32
+    cols = np.arange(80) % 10
+    assert set(cols[part.train]) == set(range(5)) and set(cols[part.test]) == {6, 7, 8, 9}
+    (_, auto), = split_scans([scan], [], None)  # automatic: the last quarter of columns
+    assert set(cols[auto.test]) == {8, 9} and not set(auto.train) & set(auto.test)
+
+
+def test_epochs_scale_with_data():
+    assert epochs_for(140) == 60 and epochs_for(5_000) == 20 and epochs_for(240_000) == 8
