@@ -10,7 +10,8 @@ OUT := out
 export PYTHONHASHSEED := 0
 
 .PHONY: setup lint format test smoke-edge data train export serve replay watch view status demo \
-	demo-models bench fuzz soak report labels convert vectors clean calibrate-rgb lab-rgb-demo
+	demo-models bench fuzz soak report labels convert vectors clean calibrate-rgb lab-rgb-demo \
+	calibrate
 
 setup: $(VENV_STAMP)
 
@@ -101,6 +102,21 @@ soak: setup
 # make labels DATASET=data/m6_ioannis.h5 [CFG=training/configs/m6.cfg]
 labels: setup
 	$(PY) -m training.labels $(DATASET) $(or $(CFG),training/configs/m6.cfg)
+
+# Element bundle from an instrument description and a lab's scans (python -m export.calibrate
+# --help): make calibrate [INSTRUMENT=x.toml SCANS="a.h5 b.h5"] [DETECTOR=0] [TEST_DETECTOR=1]
+# [TEST="c.h5" | HELD_OUT=x0,y0,w,h] [CAL_OUT=models]. Default: the real IXRF map in
+# ../shared/data, detector 0 calibrates, detector 1 judges; bundle in artifacts/calibrated.
+REAL := ../shared/data
+CAL_SCANS := $(or $(SCANS),$(REAL)/ixrf_atlas/ts2_01_sub_export.GeoPIXE)
+CAL_DET := $(or $(DETECTOR),$(if $(SCANS),,0))
+CAL_TEST_DET := $(or $(TEST_DETECTOR),$(if $(SCANS),,1))
+calibrate: setup
+	$(PY) -m export.calibrate $(or $(INSTRUMENT),training/instruments/ixrf_atlas.toml) \
+		$(CAL_SCANS) $(if $(CAL_DET),--detector $(CAL_DET)) \
+		$(if $(CAL_TEST_DET),--test-detector $(CAL_TEST_DET)) $(if $(TEST),--test $(TEST)) \
+		$(if $(HELD_OUT),--held-out $(HELD_OUT)) --out $(or $(CAL_OUT),$(ARTIFACTS)/calibrated) \
+		--work $(ARTIFACTS)/calibrate
 
 # RGB models from registered lab scans (python -m training.register first), best one exported
 # as the rgb bundle: make calibrate-rgb DATASETS="a.h5 b.h5" [TEST="c.h5" | HELD_OUT=x0,y0,w,h]
