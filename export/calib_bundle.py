@@ -82,8 +82,11 @@ def write_element_bundle(fit: CompiledFit, net, folder: str | Path, *, check_cou
     reps = -(-parity_check.MIN_SPECTRA // max(len(x), 1))
     x, live = np.tile(x, (reps, 1)), np.tile(live, reps)
     gate = (np.arange(len(x)) % 3 != 0).astype(np.float32)  # served and gated off, alike
-    want = served(net, x, live, *fit.reference(x, live), gate)
-    got, _ = eb.Served(data, None)(x, live, gate.astype(bool))
+    areas, sigma = fit.reference(x, live)
+    want = torch_served(served, net, x, live, areas, sigma, gate)
+    sess = session(data)
+    feed = {"spectra": x, "live_time_s": live.reshape(-1, 1), "in_domain": gate.reshape(-1, 1)}
+    got = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0]
     p = parity_check.compare(got, want, eb.outputs(fit.outputs), "held-out spectra")
     if not p.ok:
         raise parity_check.ParityError(f"{p.line()}\n{p.worst()}")
@@ -95,6 +98,18 @@ def write_element_bundle(fit: CompiledFit, net, folder: str | Path, *, check_cou
     fields["metrics"] = {**fields.get("metrics", {}), "parity": p.to_dict()}
     what = "fast fit + residual" if kept else "fast fit alone (no residual kept)"
     return write_bundle(folder, data, fields, subspace), p.to_dict(), what
+
+
+def torch_served(served, net, rates: np.ndarray, live: np.ndarray, areas: np.ndarray,
+                 sigma: np.ndarray, gate: np.ndarray) -> np.ndarray:
+    """training.residual.served by its argument names (its order has changed between
+    versions; where it still gates on live time itself, that is passed too)."""
+    import inspect
+
+    given = {"net": net, "rates": rates, "live_time_s": live, "areas": areas, "sigma": sigma,
+             "in_domain": gate}
+    names = inspect.signature(served).parameters
+    return served(**{k: v for k, v in given.items() if k in names})
 
 
 def areas_graph(model: FastFitModel) -> onnx.ModelProto:
@@ -110,6 +125,17 @@ def areas_graph(model: FastFitModel) -> onnx.ModelProto:
                                                       ["batch", model.channels]))
     m.opset_import[0].version = max(m.opset_import[0].version, 17)
     return m
+
+
+def domain_fields(rates: np.ndarray, live: np.ndarray, grid: EnergyGrid) -> dict:
+    """The manifest's domain besides the subspace (BUNDLE.md): energy range with signal and
+    the training pixels' dwell (their live time: a lab file's real time may be absent)."""
+    from export.domain import signal_range
+
+    return {"energy_kev": signal_range(rates, grid),
+            "dwell_s": [float(f"{live.min():.6g}"), float(f"{live.max():.6g}")],
+            "count_rate_cps": [round(float(v), 1) for v in np.percentile(
+                rates.sum(axis=1), (0.1, 99.9))]}
 
 
 def domain_of(rates: np.ndarray, live: np.ndarray, seed: int = 0) -> Subspace | None:
@@ -180,13 +206,22 @@ class Served:
             t = np.maximum(live[i:i + batch], 1e-12)
             x = counts_per_live_second(counts[i:i + batch], t, rebin)
             t = t.astype(np.float32).reshape(-1, 1)
-            sub = self.bundle.subspace
-            inside = np.ones((len(x), 1), np.float32) if sub is None else \
-                (~sub.outside(x, t.reshape(-1))).astype(np.float32).reshape(-1, 1)
+            inside = self.in_domain(x, t.reshape(-1)).astype(np.float32).reshape(-1, 1)
             feed = {"spectra": x, "live_time_s": t, "in_domain": inside * gate}
             y = self.sess.run([self.manifest.output_name], {k: feed[k] for k in self.inputs})[0]
             out.append(y[:, cols])
         return np.concatenate(out) if out else np.zeros((0, len(cols)), np.float32)
+
+    def in_domain(self, rates: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """(N,) the edge's gate: inside the subspace and within the training dwells."""
+        inside = np.ones(len(rates), bool)
+        if self.bundle.subspace is not None:
+            inside &= ~self.bundle.subspace.outside(rates, live)
+        try:
+            from proto.domain import within_dwell
+        except ImportError:  # a proto without dwell gating
+            return inside
+        return inside & within_dwell(self.manifest.training_domain, live)
 
 
 def add_metrics(folder: str | Path, metrics: dict) -> Manifest:

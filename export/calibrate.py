@@ -36,7 +36,15 @@ import numpy as np
 from tqdm import tqdm
 
 from export import calib_eval as ev
-from export.calib_bundle import CompiledFit, Served, add_metrics, domain_of, write_element_bundle
+from export.calib_bundle import (
+    CompiledFit,
+    Served,
+    add_metrics,
+    domain_fields,
+    domain_of,
+    torch_served,
+    write_element_bundle,
+)
 from export.calib_data import Fitted, LabScan, PymcaRef, epochs_for, load_scan, split_scans
 from proto.identity import identity_map
 from proto.instrument import load as load_description
@@ -180,6 +188,7 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
     }
     live_tr = np.maximum(tr_live, 1e-12)
     subspace = domain_of(tr_counts / live_tr[:, None], live_tr)
+    fields["domain"] = domain_fields(tr_counts / live_tr[:, None], live_tr, grid)
     folder = Path(out) / name
     _, parity, serves = write_element_bundle(
         fit, net, folder, check_counts=first.scan.counts[first.idx[:CHECK]],
@@ -201,8 +210,9 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
         elif net is not None:  # trained, not exported: scored in torch (the summary says so)
             from training.residual import served as with_residual
 
-            held.preds[ev.RESIDUAL] = with_residual(net, counts / live[:, None], live, areas,
-                                                    sigma)[:, :len(outputs)]
+            held.preds[ev.RESIDUAL] = torch_served(with_residual, net, counts / live[:, None],
+                                                   live, areas, sigma, np.ones(len(live)))[
+                :, :len(outputs)]
         if refine:
             held.preds[ev.RECAL] = CompiledFit(h.fitted.model, h.scan.grid)(
                 counts / live[:, None], live)[0]
