@@ -52,6 +52,7 @@ export: setup
 # Every model of both experiments, every baseline, tables and figures in reports/REPORT.md.
 report: setup
 	$(PY) -m training.report --data $(DATA) --out reports
+	$(PY) -m export.real_spectra --out reports --models $(MODELS)
 	@if test -f $(MODELS)/elements/manifest.json; then \
 		$(PY) -m training.domain_report --models $(MODELS) --data $(DATA) --out reports/DOMAIN.md; \
 	else echo "domain report skipped: no bundles in $(MODELS) (make export)"; fi
