@@ -11,8 +11,9 @@ plain WebSocket client) follows the view. Prints:
   p50 / p99 / max;
 - zoom: a full-resolution 512 x 512 rectangle asked for -> its first detail region;
 - the viewer's peak RSS against its bound: the canvases once (w h (3 + 4 E + 4) bytes)
-  + overview and block maxima (<= 1024^2 (3 + 8 E + 4)) + one snapshot part (the daemon's
-  max_reply_bytes, 64 MiB) + the interpreter and aiohttp (~100 MiB);
+  + overview and block maxima (<= 1024^2 (3 + 8 E + 4)) + one snapshot part (at most the
+  daemon's Publisher.burst_bytes, 18 MiB: a tile and an eighth) + the interpreter and
+  aiohttp (~100 MiB);
 - the daemon's peak RSS and the page's JS heap, for reference.
 """
 
@@ -245,7 +246,8 @@ def main() -> int:
         e = 8
         px = args.size * args.size
         side = min(args.size, 1024)
-        bound = (px * (3 + 4 * e + 4) + side * side * (3 + 8 * e + 4) + 64 * MIB) / MIB + 100
+        part = min(64 * MIB, 16 * MIB * 9 // 8)  # the daemon's defaults (edge.publisher)
+        bound = (px * (3 + 4 * e + 4) + side * side * (3 + 8 * e + 4) + part) / MIB + 100
         print(f"# live view, {args.size} x {args.size} scan, {args.rate:.0f} pixels/s for "
               f"{args.seconds:.0f} s ({len(sent) * PER_MESSAGE} pixels), page: {page.kind}")
         print(f"scan start -> page has the layout (snapshot of a {args.size}^2 canvas): "

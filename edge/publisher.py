@@ -48,6 +48,11 @@ class Publisher:
         self.full_every_s = full_every_s
         self._last: dict[str, float] = dict.fromkeys(PUB_TOPICS, 0.0)
         self._last_full: dict[str, float] = dict.fromkeys(PREVIEW_TOPICS, 0.0)
+        # topic -> when it was last found unchanged. The periodic full frame heals what a
+        # subscriber lost of the previews, and none go out while nothing changes: the time
+        # does not count, so a scan that starts (or resumes) streaming after a wait gets its
+        # regions, not a refresh of the whole canvas at once (4096^2: 8-42 tiles)
+        self._idle_since: dict[str, float] = {}
         self.sent = 0
         # per topic: PUB drops silently for a slow subscriber (ZeroMQ tells the sender
         # nothing), so the daemon cannot count those; a subscriber can, by comparing what
@@ -140,7 +145,12 @@ class Publisher:
                 q.clear()
             self._source = (canvas, scan_id)
         for topic in PREVIEW_TOPICS:
-            if not force and (now - self._last[topic] < self.min_gap or not canvas.dirty(topic)):
+            if not force and not canvas.dirty(topic):
+                self._idle_since.setdefault(topic, now)
+                continue
+            if topic in self._idle_since:  # the refresh clock stops while nothing changes
+                self._last_full[topic] += now - self._idle_since.pop(topic)
+            if not force and now - self._last[topic] < self.min_gap:
                 continue
             region = canvas.take_dirty(topic)
             every = self.full_every_s * len(self.regions(canvas, topic))

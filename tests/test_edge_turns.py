@@ -154,3 +154,33 @@ def test_scan_start_sends_one_burst_of_seq_0_frames(tmp_path):
         assert edge.daemon.publisher.pending > 0  # the rest: later turns
     finally:
         edge.close()
+
+
+def test_the_full_frame_clock_stops_while_nothing_changes():
+    """A scan that streams 11 s after its scan_start (a viewer joining first) got a refresh
+    of rgb and trust (8 tiles of 16 MiB) with its first pixel; now the time without change
+    does not count: its first pixels go out as regions, and the refresh comes once the topic
+    has changed for its period."""
+    p, sock, canvas = full_frame_publisher()
+    p.full_every_s = 1.0  # rgb: 4 tiles, a refresh every 4 s of change
+    p.publish(canvas, "s", 0, 100.0, force=True)
+    while p.pending:
+        p.drain(0)
+    sock.take()
+    for t in range(101, 130):  # 29 s, nothing new
+        p.publish(canvas, "s", 0, float(t))
+    assert not sock.take()
+
+    def pixel(t: float, x: int) -> list:
+        canvas.update(np.array([x]), np.array([0]), np.full((1, 3), 0.5, np.float32),
+                      np.ones((1, 8), np.float32), np.ones(1, np.float32))
+        p.publish(canvas, "s", x, t)
+        got = [f for f in sock.take() if f.topic == "rgb"]
+        p.drain(0)
+        sock.take()
+        return got
+
+    assert [f.region for f in pixel(130.0, 1)] == [(1, 0, 1, 1)]  # a region, not a refresh
+    assert [f.region for f in pixel(132.0, 2)] == [(2, 0, 1, 1)]
+    refresh = pixel(134.5, 3)  # past 4 s of change since the forced frame: a refresh
+    assert refresh and refresh[0].region == (0, 0, 64, 21)
