@@ -41,9 +41,14 @@ data: setup
 	$(PY) -m training.scenes --out $(DATA)
 	$(PY) -m training.sim.compare_real --out $(DATA)/realism.png
 
-# The models the edge serves: best RGB model, element MLP, trust autoencoder.
+# The models the edge serves: best RGB model, trust autoencoder, and the element model
+# (PyMca's fast fit compiled from the instrument description + a residual MLP trained on
+# the simulated scene of that instrument; issue 13).
+ELEMENTS_INSTRUMENT := training/instruments/m6_jetstream.toml
 train: setup
 	$(PY) -m training.train default --data $(DATA) --out $(ARTIFACTS)/trained
+	$(PY) -m export.element_bundle train --instrument $(ELEMENTS_INSTRUMENT) --data $(DATA) \
+		--out $(ARTIFACTS)/trained
 
 # Default bundles for the edge (rgb, elements, trust) with ONNX Runtime parity checks.
 export: setup

@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.models import ModelSession
-from proto.bundle import KINDS, BundleError
-from proto.domain import Subspace
+from proto.bundle import IN_DOMAIN_INPUT, KINDS, BundleError
+from proto.domain import Subspace, within_dwell
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid, Rebinner
 
@@ -113,10 +113,19 @@ class Engine:
         self.subspaces: dict[str, tuple[str, EnergyGrid, Subspace]] = {
             kind: (s.manifest.domain["subspace"]["sha256"], s.manifest.grid, s.bundle.subspace)
             for kind, s in sessions.items() if s.bundle.subspace is not None}
+        # kind -> [pixels, pixels fed in_domain = 1] for bundles that declare that input
+        self.gate_counts: dict[str, list[int]] = {
+            kind: [0, 0] for kind, s in sessions.items()
+            if IN_DOMAIN_INPUT in s.manifest.extra_inputs}
         # ORT's first run at a new batch size is slow (allocations, kernel choice): pay it
         # here, at scan_start, not on the scan's first pixels
         for n in (1, small_batch + 1, max_batch):
             self.run(np.zeros((n, grid.channels), dtype=np.uint16), np.ones(n, np.float32))
+        self.gate_counts = {kind: [0, 0] for kind in self.gate_counts}  # warm-up not counted
+
+    def gated_share(self) -> dict[str, float]:
+        """kind -> share of the pixels run so far whose learned residual was served."""
+        return {k: (c[1] / c[0] if c[0] else 0.0) for k, c in self.gate_counts.items()}
 
     def run(self, counts: np.ndarray, live_time_s: np.ndarray) -> dict[str, np.ndarray]:
         """(N, C) counts, (N,) live seconds -> {kind: (N, K) float32}, any N."""
@@ -125,9 +134,13 @@ class Engine:
     def run_checked(self, counts: np.ndarray, live_time_s: np.ndarray, domain: bool = True
                     ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """run() and, per kind with a subspace, (N,) bool: the pixel is outside the model's
-        training domain (proto.domain: one projection per distinct subspace)."""
+        training domain (proto.domain: one projection per distinct subspace). A bundle that
+        declares `in_domain` is fed 1 where the pixel is inside and its live time within the
+        training's dwells (its residual is served there only, proto/BUNDLE.md), so its test
+        runs even when `domain` is False; `self.gate_counts` counts what it was fed."""
         out: dict[str, list[np.ndarray]] = {k: [] for k in self.sessions}
         outside: dict[str, list[np.ndarray]] = {k: [] for k in self.subspaces} if domain else {}
+        gated = [k for k in self.gate_counts if k in self.subspaces]
         for start in range(0, len(counts), self.max_batch):
             stop = min(start + self.max_batch, len(counts))
             live = np.asarray(live_time_s[start:stop], dtype=np.float32).reshape(-1, 1)
@@ -137,15 +150,26 @@ class Engine:
                 rebin(counts[start:stop], out=buf)
                 buf /= live
                 rates[g] = buf
-            use = self.small if stop - start <= self.small_batch else self.sessions
-            for kind, s in use.items():
-                out[kind].append(np.asarray(s.run(rates[s.manifest.grid]), dtype=np.float32))
             done: dict[str, np.ndarray] = {}
-            for kind in outside:
+            marks: dict[str, np.ndarray] = {}
+            for kind in dict.fromkeys([*outside, *gated]):
                 sha, g, sub = self.subspaces[kind]
                 if sha not in done:
                     done[sha] = sub.outside(rates[g], live)
-                outside[kind].append(done[sha])
+                marks[kind] = done[sha]
+                if kind in outside:
+                    outside[kind].append(done[sha])
+            use = self.small if stop - start <= self.small_batch else self.sessions
+            for kind, s in use.items():
+                inside = None
+                if kind in self.gate_counts:
+                    inside = within_dwell(s.manifest.training_domain, live)
+                    if kind in marks:
+                        inside &= ~marks[kind]
+                    self.gate_counts[kind][0] += len(inside)
+                    self.gate_counts[kind][1] += int(inside.sum())
+                out[kind].append(np.asarray(s.run(rates[s.manifest.grid], live, inside),
+                                            dtype=np.float32))
         return ({k: _join(v) for k, v in out.items()},
                 {k: _join(v) for k, v in outside.items() if v})
 

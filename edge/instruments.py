@@ -80,7 +80,8 @@ def _differences(ident: Identity | None, trained: Identity) -> list[str]:
 
 def trust_detail(scan) -> dict:
     """For people, in a status's detail.scan: the stream's instrument, why a model is foreign
-    (served because the daemon allows it), and the trust map's unfamiliar share."""
+    (served because the daemon allows it), the trust map's unfamiliar share, and the share of
+    pixels whose learned residual was served (gated bundles only)."""
     ident = stream_identity(scan.start)
     canvas = scan.canvas
     out: dict = {"instrument": ident.label if ident else "unknown instrument"}
@@ -90,4 +91,7 @@ def trust_detail(scan) -> dict:
     if canvas.threshold is not None:
         out["unfamiliar"] = {"threshold": canvas.threshold,
                              "fraction": canvas.unfamiliar / max(1, canvas.filled)}
+    served = scan.engine.gated_share()  # bundles whose residual is gated (BUNDLE.md in_domain)
+    if served:
+        out["residual_served"] = {k: round(v, 4) for k, v in served.items()}
     return out

@@ -5,10 +5,11 @@
 then checks the graph's declared input and output against the manifest with
 ONNX Runtime's own metadata (no `onnx` import at the edge): one float32 input
 named manifest.input_name of shape [batch, grid.channels] with a free batch
-axis, one float32 output named manifest.output_name of shape [batch,
-len(outputs)], and, where the graph carries them, its own maxrf.* metadata
-(kind, grid offset/gain/channels, output names) equal to the manifest's. Any
-disagreement is a BundleError naming the folder and reason.
+axis (plus float32 [batch, 1] for each of manifest.extra_inputs), one float32
+output named manifest.output_name of shape [batch, len(outputs)], and, where
+the graph carries them, its own maxrf.* metadata (kind, grid offset/gain/channels,
+output names) equal to the manifest's. Any disagreement is a BundleError naming
+the folder and reason.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from proto.bundle import Bundle, BundleError, Manifest, check_graph_metadata, load_bundle
+from proto.bundle import (
+    IN_DOMAIN_INPUT,
+    LIVE_TIME_INPUT,
+    Bundle,
+    BundleError,
+    Manifest,
+    check_graph_metadata,
+    load_bundle,
+)
 from proto.messages import MAX_ELEMENTS, MAX_ID
 
 FLOAT = "tensor(float)"
@@ -45,9 +54,17 @@ def _dim_is_free(d) -> bool:
 def check_io(session: ort.InferenceSession, manifest: Manifest) -> None:
     """Raise BundleError (reason only, no folder) if the graph I/O disagrees with the manifest."""
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1:
-        raise BundleError(f"graph has {len(inputs)} inputs {[i.name for i in inputs]}, needs 1")
-    x = inputs[0]
+    names, want = [i.name for i in inputs], [manifest.input_name, *manifest.extra_inputs]
+    if len(names) == len(want) == 1 and names != want:
+        raise BundleError(f"graph input is {names[0]!r}, manifest says {want[0]!r}")
+    if sorted(names) != sorted(want):
+        raise BundleError(f"graph has inputs {names}, the manifest declares {want}")
+    for extra in (i for i in inputs if i.name in manifest.extra_inputs):
+        if extra.type != FLOAT or len(extra.shape) != 2 or not _dim_is_free(extra.shape[0]) \
+                or extra.shape[1] != 1:
+            raise BundleError(f"graph input {extra.name!r} is {extra.type} {extra.shape}, "
+                              f"needs {FLOAT} [batch, 1]")
+    x = next(i for i in inputs if i.name == manifest.input_name)
     if x.name != manifest.input_name:
         raise BundleError(f"graph input is {x.name!r}, manifest says {manifest.input_name!r}")
     if x.type != FLOAT:
@@ -94,7 +111,8 @@ def check_servable(manifest: Manifest) -> None:
 
 
 class ModelSession:
-    """A bundle ready to run: `.manifest`, `.run(x (N, D) float32) -> (N, K) float32`."""
+    """A bundle ready to run: `.manifest`, `.run(x (N, D) float32) -> (N, K) float32`;
+    a bundle that declares extra inputs (proto.bundle.EXTRA_INPUTS) takes them as keywords."""
 
     def __init__(self, folder: str | Path, threads: int = 2, spinning: bool = False) -> None:
         self.bundle: Bundle = load_bundle(folder)
@@ -137,12 +155,27 @@ class ModelSession:
         np.copyto(buf, x, casting="same_kind")
         return buf
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """(N, D) counts per live second on manifest.grid -> float32 (N, K)."""
+    @property
+    def extra_inputs(self) -> tuple[str, ...]:
+        return self.manifest.extra_inputs
+
+    def run(self, x: np.ndarray, live_time_s: np.ndarray | None = None,
+            in_domain: np.ndarray | None = None) -> np.ndarray:
+        """(N, D) counts per live second on manifest.grid -> float32 (N, K). `live_time_s`
+        (N,) s and `in_domain` (N,) bool are fed where the bundle declares them (BUNDLE.md);
+        in_domain defaults to inside (a bundle without a domain test has no outside)."""
         x = self._input(x)
         if x.shape[0] == 0:
             return np.empty((0, self.width), dtype=np.float32)
-        (y,) = self._session.run(self._out, {self._in: x})
+        feed = {self._in: x}
+        if LIVE_TIME_INPUT in self.extra_inputs:
+            if live_time_s is None:
+                raise ValueError(f"{self.kind} model needs the live time of each spectrum")
+            feed[LIVE_TIME_INPUT] = np.asarray(live_time_s, np.float32).reshape(-1, 1)
+        if IN_DOMAIN_INPUT in self.extra_inputs:
+            feed[IN_DOMAIN_INPUT] = (np.ones((len(x), 1), np.float32) if in_domain is None
+                                     else np.asarray(in_domain, np.float32).reshape(-1, 1))
+        (y,) = self._session.run(self._out, feed)
         return y
 
     def __repr__(self) -> str:

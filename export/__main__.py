@@ -2,7 +2,9 @@
 
     python -m export default --trained artifacts/trained --out models [--data data]
         the three bundles the edge serves: models/rgb, models/elements, models/trust
-        (from the trained models of the same names), each with its parity figure.
+        (from the trained models of the same names), each with its parity figure; an
+        elements artifact of the compiled fast fit + residual (export.element_bundle) is
+        rebuilt from its instrument description.
     python -m export model NAME [NAME ...] | --all  [--trained ...] [--out models/baselines]
         any trained model (baselines: Lasso, kNN, SVR, CNN ...) to <out>/NAME; the
         default out keeps them one level below models/, where the daemon (which
@@ -29,6 +31,7 @@ def export_named(names, trained: str | Path, out: str | Path, data: str | Path,
                  n: int = 1024) -> int:
     import torch
 
+    from export import element_bundle  # registers its residual model class for loading
     from export.bundles import export_model
     from export.heldout import heldout
     from proto.energy import EnergyGrid
@@ -40,8 +43,11 @@ def export_named(names, trained: str | Path, out: str | Path, data: str | Path,
         t0 = time.perf_counter()
         try:
             model, info = artifacts.load(name, trained)
-            x, source = heldout(info, EnergyGrid.from_dict(info["grid"]), data, n)
-            bundle, p = export_model(model, info, Path(out) / name, x, source, name, data)
+            if info.get("model") == element_bundle.MODEL:  # fast fit + residual
+                bundle, p = element_bundle.export_elements(model, info, Path(out) / name, data)
+            else:
+                x, source = heldout(info, EnergyGrid.from_dict(info["grid"]), data, n)
+                bundle, p = export_model(model, info, Path(out) / name, x, source, name, data)
         except (ParityError, ValueError, FileNotFoundError) as e:
             print(f"{name}: export FAILED: {e}", file=sys.stderr, flush=True)
             failed += 1

@@ -27,6 +27,7 @@ from training.preprocess import rates_from_counts
 
 COMPONENTS = 64  # principal directions kept (see training/domain_report.py for the choice)
 BIN = 4  # grid channels per subspace channel: 80 eV on the 20 eV model grid
+BIN_KEV = 0.08  # on another grid (an instrument's own 10 eV one): as many channels as 80 eV
 HELDOUT = 0.2  # fraction of the training pixels kept out of the fit, for the threshold
 MAX_PIXELS = 40_000  # pixels read from a big training scene (spread over the scan)
 SIGNAL = 5e-4  # the energy range with signal leaves out this share of the counts each side
@@ -95,6 +96,13 @@ def signal_range(rates: np.ndarray, grid: EnergyGrid) -> list[float]:
     return [round(float(edges[lo]), 4), round(float(edges[min(hi + 1, grid.channels)]), 4)]
 
 
+def subspace_bin(grid: EnergyGrid) -> int:
+    """Grid channels per subspace channel: ~BIN_KEV wide (BIN on the 20 eV model grid), 1
+    when that does not divide the grid."""
+    b = max(1, round(BIN_KEV / grid.gain))
+    return b if grid.channels % b == 0 else 1
+
+
 def describe(info: dict, data: str | Path,
              score: Callable[[np.ndarray], np.ndarray] | None = None,
              components: int = COMPONENTS) -> tuple[dict, Subspace | None]:
@@ -112,9 +120,9 @@ def describe(info: dict, data: str | Path,
     heldout, held_live = t.rates[cut:], t.live[cut:]
     if not len(heldout):  # a one-pixel scene: the fit is all there is
         heldout, held_live = t.rates, t.live
-    k = max(1, min(components, len(fit) - 1, grid.channels // BIN))
+    bin_ = subspace_bin(grid)
+    k = max(1, min(components, len(fit) - 1, grid.channels // bin_))
     fit_live = np.concatenate([t.live[:cut], np.full(len(fit) - cut, np.median(t.live))])
-    bin_ = BIN if grid.channels % BIN == 0 else 1
     subspace = fit_subspace(fit, fit_live, heldout, held_live, k, bin_)
     q = (0.1, 99.9)
     domain: dict = {

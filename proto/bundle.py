@@ -35,6 +35,10 @@ MODEL_FILE = "model.onnx"
 KINDS = ("rgb", "elements", "trust")
 INPUT_QUANTITY = "counts_per_live_second"
 INPUT_NAME = "spectra"
+# inputs a bundle may declare beside `spectra`, each float32 [batch, 1] (BUNDLE.md): the
+# pixel's live time, and 1/0 whether the pixel is inside the bundle's training domain
+LIVE_TIME_INPUT, IN_DOMAIN_INPUT = "live_time_s", "in_domain"
+EXTRA_INPUTS = (LIVE_TIME_INPUT, IN_DOMAIN_INPUT)
 RGB_OUTPUTS = ("R", "G", "B")
 MIN_OPSET = 7
 # keys of the graph's own metadata_props that repeat the manifest's contract (optional)
@@ -65,6 +69,7 @@ class Manifest:
     # its training domain (proto.domain.Domain as a dict; {} = not stated)
     instruments: tuple[dict[str, Any], ...] = ()
     domain: dict[str, Any] = field(default_factory=dict)
+    extra_inputs: tuple[str, ...] = ()  # graph inputs beside `spectra` (EXTRA_INPUTS)
     format_version: int = FORMAT_VERSION
     input_quantity: str = INPUT_QUANTITY
     input_name: str = INPUT_NAME
@@ -92,12 +97,14 @@ class Manifest:
         d["grid"] = self.grid.to_dict()
         d["outputs"] = list(self.outputs)
         d["instruments"] = [dict(m) for m in self.instruments]
+        d["extra_inputs"] = list(self.extra_inputs)
         # stable, readable key order: identity first, provenance last
         order = ("format_version", "kind", "grid", "input_quantity", "input_name",
-                 "output_name", "outputs", "units", "opset", "sha256", "created",
-                 "project_version", "instruments", "domain", "training", "metrics")
+                 "extra_inputs", "output_name", "outputs", "units", "opset", "sha256",
+                 "created", "project_version", "instruments", "domain", "training", "metrics")
         # optional keys only when stated, so a manifest without them reads as before
-        return {k: d[k] for k in order if d[k] or k not in ("instruments", "domain")}
+        optional = ("instruments", "domain", "extra_inputs")
+        return {k: d[k] for k in order if d[k] or k not in optional}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False) + "\n"
@@ -139,6 +146,9 @@ class Manifest:
         instruments = d.get("instruments", [])
         if not isinstance(instruments, list) or not all(isinstance(m, dict) for m in instruments):
             raise BundleError("manifest instruments must be a list of objects")
+        extra = d.get("extra_inputs", [])
+        if not isinstance(extra, list) or not all(isinstance(n, str) for n in extra):
+            raise BundleError(f"manifest extra_inputs must be a list of names, got {extra!r}")
         if not _is_int(d["opset"]):
             raise BundleError(f"manifest opset must be an integer, got {d['opset']!r}")
         return cls(
@@ -146,7 +156,7 @@ class Manifest:
             units=d["units"], opset=d["opset"], sha256=d["sha256"], created=d["created"],
             project_version=d["project_version"], training=d.get("training", {}),
             metrics=d.get("metrics", {}), instruments=tuple(instruments),
-            domain=d.get("domain", {}), format_version=version,
+            domain=d.get("domain", {}), extra_inputs=tuple(extra), format_version=version,
             input_quantity=d["input_quantity"], input_name=d["input_name"],
         )
 
@@ -173,6 +183,10 @@ def _problems(m: Manifest) -> list[str]:
         p.append(f"output_name {m.output_name!r} is not a plain identifier")
     elif m.output_name == m.input_name:
         p.append("output_name equals input_name")
+    extra = m.extra_inputs
+    unknown = [n for n in extra if n not in EXTRA_INPUTS]
+    if unknown or len(set(extra)) != len(extra):
+        p.append(f"extra_inputs {list(extra)}: each at most once, of {list(EXTRA_INPUTS)}")
     outs = m.outputs
     if not isinstance(outs, tuple) or not outs or not all(isinstance(o, str) and o for o in outs):
         p.append(f"outputs must be non-empty names, got {outs!r}")

@@ -183,5 +183,19 @@ class Domain:
                    sub, None if score is None else float(score))
 
 
+# A bundle's learned residual (BUNDLE.md `in_domain`) is served up to this many times the
+# longest training dwell: one learned at 10 ms does not know the noise of a 100 ms pixel.
+DWELL_MARGIN = 1.5
+
+
+def within_dwell(domain: Domain, live_time_s: np.ndarray) -> np.ndarray:
+    """(N,) bool: live time at most DWELL_MARGIN x the training's longest dwell (all True
+    when the domain states no dwell)."""
+    live = np.asarray(live_time_s, np.float32).reshape(-1)
+    if domain.dwell_s is None:
+        return np.ones(live.shape, bool)
+    return live <= np.float32(DWELL_MARGIN * domain.dwell_s[1])
+
+
 def _nonneg(v: Any) -> bool:
     return isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v) and v >= 0

@@ -5,10 +5,10 @@ The served element map is `areas + gate * residual`: `areas` (and their counting
 nothing learned); the residual is the study's one-hidden-layer MLP plus a closed-form linear
 branch, trained on what the fast fit misses against the training targets (simulated ground
 truth, or PyMca's full fit of a lab's long-dwell scans). `gate` is 1 only where the pixel is
-inside the element model's training domain (the edge's proto.domain test) and its live time
-is within the training's (LIVE_MARGIN x the longest): a residual learned at 10 ms has nothing
-to say about a 100 ms pixel, whose fast fit is already 3x less noisy. The residual is kept
-only for the elements whose held-out error it lowers (`ResidualNet.keep`).
+inside the element model's training domain as the edge decides it (proto.domain.residual_gate:
+the in-domain subspace test, and a live time within the training's dwells: a residual learned
+at 10 ms has nothing to say about a 100 ms pixel, whose fast fit is already 3x less noisy).
+The residual is kept only for the elements whose held-out error it lowers (`ResidualNet.keep`).
 
 API (what `make calibrate` and export.element_bundle call; training-only: the fast fit comes
 in as a function, so this module never imports export):
@@ -21,7 +21,7 @@ in as a function, so this module never imports export):
         targets: (N, G) counts/s; held_out: (N,) bool mask or the last fraction of the pixels
         (scan order: a band of rows). metrics: per element, held-out relative RMSE and r of the
         fast fit alone and with the residual, and whether the residual was kept.
-    served(net, rates, live_time_s, areas, sigma, in_domain) -> (N, 2G) the bundle's columns
+    served(net, areas, sigma, rates, in_domain) -> (N, 2G) the bundle's columns
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ from training.models import Stack, register
 FitFn = Callable[[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]
 FEATURE_KEV = (1.0, 20.5)  # the study's features: 0-20 keV; below 1 keV air leaves nothing
 FEATURE_BIN_KEV = 0.02  # 20 eV features, as the study's MLP (training.preprocess.MODEL_GRID)
-LIVE_MARGIN = 1.5  # residual served up to this x the longest training live time
 CHUNK = 4096  # spectra per fast-fit call while preparing the training set
 SCALE_FLOOR = 1e-3
 
@@ -101,7 +100,6 @@ class ResidualNet(nn.Module):
         self.register_buffer("inv_rate_scale", torch.ones(1))
         self.register_buffer("out_scale", torch.ones(g))
         self.register_buffer("keep", torch.ones(g))
-        self.register_buffer("live_max", torch.tensor([math.inf]))
         self.linear = nn.Linear(f + g, g)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
@@ -127,10 +125,6 @@ class ResidualNet(nn.Module):
     def forward(self, rates: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
                 ) -> torch.Tensor:
         return self.scaled(self.binned(rates), areas, sigma) * self.out_scale * self.keep
-
-    def gate(self, live_time_s: torch.Tensor, in_domain: torch.Tensor) -> torch.Tensor:
-        """(N, 1): 1 where the residual is served (inside the domain, live time trained on)."""
-        return in_domain.reshape(-1, 1) * (live_time_s.reshape(-1, 1) <= self.live_max).float()
 
     def arch(self) -> dict:
         return {"start": self.start, "stop": self.stop, "bin": self.bin,
@@ -305,7 +299,6 @@ def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.
         net.inv_scale.fill_(1.0 / scale)
         net.inv_rate_scale.fill_(1.0 / rms_rate)
         net.out_scale.copy_(torch.from_numpy(out_scale.astype(np.float32)))
-        net.live_max.fill_(float(p.live[tr].max()) * LIVE_MARGIN)
     _fit_linear(net, p, tr, cfg.ridge)
 
     tensors = [torch.from_numpy(a) for a in (p.binned, p.areas, p.sigma)]
@@ -322,23 +315,22 @@ def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.
         "held_out": {"spectra": len(ho), "train_spectra": len(tr),
                      "fast_fit": fit_only, "fast_fit+residual": with_res},
         "residual_kept": {e: bool(k) for e, k in zip(outputs, keep, strict=True)},
-        "residual_live_max_s": float(net.live_max),
+        "live_time_s": [float(p.live[tr].min()), float(p.live[tr].max())],
         "epochs_held_out_loss": history, "config": cfg.to_dict(),
     }
     return net, metrics
 
 
 @torch.no_grad()
-def served(net: ResidualNet | None, rates: np.ndarray, live_time_s: np.ndarray,
-           areas: np.ndarray, sigma: np.ndarray, in_domain: np.ndarray | None = None
-           ) -> np.ndarray:
-    """(N, 2G) what the element bundle serves: areas (+ gated residual), then sigma."""
+def served(net: ResidualNet | None, areas: np.ndarray, sigma: np.ndarray, rates: np.ndarray,
+           in_domain: np.ndarray | None = None) -> np.ndarray:
+    """(N, 2G) what the element bundle serves: areas + in_domain x residual, then sigma
+    (`in_domain`: (N,) the edge's gate, proto.domain.residual_gate; None: everywhere)."""
     areas = np.asarray(areas, np.float32)
     if net is not None:
-        live = torch.from_numpy(np.asarray(live_time_s, np.float32).reshape(-1, 1))
-        inside = torch.ones_like(live) if in_domain is None else torch.from_numpy(
-            np.asarray(in_domain, np.float32).reshape(-1, 1))
         res = net(torch.from_numpy(np.asarray(rates, np.float32)), torch.from_numpy(areas),
-                  torch.from_numpy(np.asarray(sigma, np.float32)))
-        areas = (torch.from_numpy(areas) + net.gate(live, inside) * res).numpy()
+                  torch.from_numpy(np.asarray(sigma, np.float32))).numpy()
+        if in_domain is not None:
+            res = res * np.asarray(in_domain, np.float32).reshape(-1, 1)
+        areas = areas + res
     return np.concatenate([areas, np.asarray(sigma, np.float32)], axis=1)

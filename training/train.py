@@ -2,8 +2,11 @@
 
     python -m training.train default [--data data] [--out artifacts/trained]
                                      [--config FILE.toml] [--key=value ...]
-        trains what the edge serves: rgb (best RGB model), elements (the element
-        MLP), trust (autoencoder reconstruction error), from the simulated scenes.
+        trains what the edge serves: rgb (best RGB model) and trust (autoencoder
+        reconstruction error), from the simulated scenes. The element model is PyMca's
+        fast fit compiled from the instrument description plus a residual MLP: it needs
+        the compiled fit, so `python -m export.element_bundle train` trains it (`make
+        train` runs both); train_element_linmlp stays for the report.
     python -m training.train lab DATASET --cfg CFG [--out artifacts/trained]
                                  [--config FILE.toml] [--key=value ...]
         fits PyMca labels on DATASET with the fit configuration CFG and trains
@@ -28,10 +31,10 @@ import torch
 from proto.dataset import open_dataset
 from proto.elements import ELEMENTS
 from training import artifacts, library, models, sim
-from training.catalogue import EL_TEST, EL_TRAIN, RGB_TEST, RGB_TRAIN, scene_path
+from training.catalogue import RGB_TEST, RGB_TRAIN, scene_path
 from training.config import DEFAULT, ConfigError, TrainConfig, load_config, to_toml
 from training.data import Scene, load_heldout, load_scene, novel_mask
-from training.element_net import element_info, element_scale, train_element_net
+from training.element_net import element_info, element_scale, train_element_net  # noqa: F401
 from training.jsonutil import jsonable
 from training.loop import fit, predict, resample_dwell, setup
 from training.metrics import auroc, delta_e_rgb, element_errors, r2_rgb
@@ -230,8 +233,9 @@ def trust_metrics(model: models.TrustScore, train: Scene, test: Scene) -> dict:
 def train_default(data: str | Path, out: str | Path, epochs_scale: float | None = None,
                   rgb_library: library.LibraryConfig | None = None,
                   cfg: TrainConfig = DEFAULT) -> dict[str, Path]:
-    """The three models the edge serves, saved under `out`. `epochs_scale` and `rgb_library`
-    (tests) override the same fields of `cfg`."""
+    """The rgb and trust models the edge serves, saved under `out` (the elements one:
+    export.element_bundle). `epochs_scale` and `rgb_library` (tests) override the same
+    fields of `cfg`."""
     if epochs_scale is not None:
         cfg = replace(cfg, epochs_scale=epochs_scale)
     if rgb_library is not None:
@@ -243,27 +247,22 @@ def train_default(data: str | Path, out: str | Path, epochs_scale: float | None 
     t0 = time.perf_counter()
     rgb_train = load_scene(scene_path(data, RGB_TRAIN))
     rgb, lib = train_rgb_library(rgb_train, cfg.epochs(cfg.rgb_epochs), cfg)
+    lib_info = {"spectra": len(lib.rates), "stacks": len(lib.stacks),
+                "pigments": list(library.PAINTS)}
     rgb_test = load_heldout(data, RGB_TEST)
     metrics = {"train_r2": r2_rgb(rgb_train.photo, predict(rgb, rgb_train.rates)),
                **({"test": rgb_metrics(rgb, rgb_test)} if rgb_test else {})}
     saved["rgb"] = artifacts.save("rgb", rgb, rgb_info(
         rgb_train, metrics, model="rgb_mlp, dwell-augmented, pigment library",
-        library={"spectra": len(lib.rates), "stacks": len(lib.stacks),
-                 "pigments": list(library.PAINTS)}, config=config), out)
+        library=lib_info, config=config), out)
 
-    pre = Preprocess.fit(rgb_train.rates)  # trust: unlike the scan, library or not
-    trust = train_trust(pre, rgb_train.rates, epochs=cfg.epochs(cfg.trust_epochs), cfg=cfg)
+    # trust guards rgb, so "familiar" is what rgb trained on: the scan and the pigment library
+    # (its info names the library, so export's in-domain subspace covers it as rgb's does)
+    x = np.concatenate([rgb_train.rates, lib.rates]).astype(np.float32)
+    trust = train_trust(Preprocess.fit(x), x, epochs=cfg.epochs(cfg.trust_epochs), cfg=cfg)
     metrics = {"test": trust_metrics(trust, rgb_train, rgb_test)} if rgb_test else {}
-    saved["trust"] = artifacts.save("trust", trust,
-                                    trust_info(rgb_train, metrics, config=config), out)
-
-    el_train = load_scene(scene_path(data, EL_TRAIN))
-    net = train_element_linmlp(el_train, cfg.epochs(cfg.el_epochs), cfg)
-    el_test = load_heldout(data, EL_TEST)
-    metrics = {"test": element_metrics(net, el_test)} if el_test else {}
-    saved["elements"] = artifacts.save(
-        "elements", net, element_info(el_train.name, el_train.path, len(el_train.rates),
-                                      metrics, model="element_linmlp", config=config), out)
+    saved["trust"] = artifacts.save("trust", trust, trust_info(
+        rgb_train, metrics, library=lib_info, config=config), out)
     print(f"trained {sorted(saved)} in {time.perf_counter() - t0:.0f} s -> {out}")
     return saved
 
@@ -274,7 +273,7 @@ def main(argv: list[str] | None = None) -> None:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  allow_abbrev=False)
     sub = ap.add_subparsers(dest="command", required=True)
-    d = sub.add_parser("default", help="train the rgb, elements and trust models the edge needs",
+    d = sub.add_parser("default", help="train the rgb and trust models the edge needs",
                        epilog="Any further --key=value overrides that TrainConfig field.",
                        allow_abbrev=False)
     d.add_argument("--data", default="data", help="folder with the scene files (make data)")

@@ -1,0 +1,314 @@
+"""The element bundle: PyMca's fast fit compiled from an instrument description, plus the
+learned residual (training.residual), in one ONNX graph (issue 13 item 2, proto/BUNDLE.md).
+
+    python -m export.element_bundle train --instrument FILE.toml [--scene m6_corpus]
+        [--data data] [--out artifacts/trained] [--name elements] [--epochs N]
+        trains the residual on the scene's ground truth (`make train`); `python -m export
+        default` then writes models/elements from that artifact (export_elements).
+
+Graph: inputs `spectra` (counts/s on the instrument's own calibration grid), `live_time_s`
+(N, 1) and, when a residual is kept, `in_domain` (N, 1: 1 inside the bundle's training
+domain as the edge decides it: its in-domain subspace test and a live time within the
+training's dwells, proto.domain.within_dwell); one output `elements` = [El..., El_sigma...]:
+the fast fit's areas plus in_domain x residual, then the fast fit's counting-statistics
+1-sigma. The edge does what it does for every bundle (rebin, divide by
+live time) and feeds the two extra inputs.
+
+API (also for `make calibrate`): CompiledFit(instrument) is a training.residual.FitFn;
+element_graph(fit, net); train_elements(instrument, scene) -> (net, info);
+export_elements(net, info, folder, data) -> (Bundle, Parity); evaluate(bytes, subspace, scene).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+from export import domain, graph, parity
+from export.fastfit import build_model, configured_fit, reference_fit
+from export.fastfit_graph import build_graph, run, session
+from proto.bundle import Bundle, write_bundle
+from proto.domain import Domain, Subspace, within_dwell
+from proto.elements import MAP_UNITS
+from proto.energy import EnergyGrid
+from proto.instrument import InstrumentDescription
+from proto.instrument import load as load_description
+from training import artifacts
+from training.catalogue import EL_TEST, EL_TRAIN, scene_candidates, scene_path
+from training.fitconfig import CONTINUUM_BIN_KEV
+from training.labels import make_config
+from training.residual import ResidualConfig, ResidualNet, ScanRates, served, train_residual
+
+MODEL = "fastfit+residual"
+LIVE, GATE = "live_time_s", "in_domain"  # the bundle's extra inputs (proto/BUNDLE.md)
+TEST_SCENES = (EL_TEST, f"{EL_TEST}_100ms")
+
+
+def sigma_name(output: str) -> str:
+    return f"{output}_sigma"
+
+
+class CompiledFit:
+    """PyMca's fast fit of an instrument description on its own calibration grid: a FitFn
+    ((rates, live) -> (areas, sigma) counts/s) backed by the compiled graph."""
+
+    def __init__(self, instrument: str | Path | InstrumentDescription, *,
+                 continuum_bin_kev: float = CONTINUUM_BIN_KEV, threads: int = 2) -> None:
+        self.desc = (instrument if isinstance(instrument, InstrumentDescription)
+                     else load_description(instrument))
+        self.grid: EnergyGrid = self.desc.calibration.grid
+        self.continuum_bin_kev = continuum_bin_kev
+        self.cfg = make_config(self.desc, continuum_bin_kev=continuum_bin_kev)
+        self.fitter = configured_fit(self.cfg)  # PyMca's own fit, configured (reference)
+        self.model = build_model(self.cfg, self.grid.channels, fitter=self.fitter)
+        self.graph = build_graph(self.model, quantity="counts_per_live_second")
+        self.session = session(self.graph, threads)
+
+    @property
+    def outputs(self) -> tuple[str, ...]:
+        return self.model.outputs
+
+    def __call__(self, rates: np.ndarray, live_time_s: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        return run(self.session, rates, np.asarray(live_time_s, np.float32).reshape(-1, 1))
+
+    def reference(self, rates: np.ndarray, live_time_s: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+        """The same fit in float64 numpy with PyMca's own background code (parity)."""
+        return reference_fit(self.model, rates, np.asarray(live_time_s).reshape(-1))
+
+
+def _residual_nodes(net: ResidualNet, areas: str, sigma: str) -> tuple[list, list, str]:
+    """Nodes computing areas + net(spectra, areas, sigma) x in_domain; returns (nodes, inits,
+    the served areas' name)."""
+    inits: list[TensorProto] = []
+
+    def c(name: str, value, dtype=np.float32) -> str:
+        inits.append(numpy_helper.from_array(np.asarray(value, dtype), f"res_{name}"))
+        return f"res_{name}"
+
+    def n(op: str, ins: list[str], out: str, **kw) -> onnx.NodeProto:
+        return helper.make_node(op, ins, [f"res_{out}"], name=f"res_{out}", **kw)
+
+    p = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    inv_out = 1.0 / p["out_scale"]
+    nodes = [
+        n("Slice", ["spectra", c("start", [net.start], np.int64), c("stop", [net.stop], np.int64),
+                    c("axis", [1], np.int64)], "window"),
+        n("Reshape", ["res_window", c("shape", [-1, net.features, net.bin], np.int64)], "cube"),
+        n("ReduceSum", ["res_cube", c("last", [2], np.int64)], "binned", keepdims=0),
+        n("Mul", [areas, c("inv_out", inv_out)], "a"),
+        n("Mul", [sigma, c("inv_out2", inv_out)], "s"),
+        n("Relu", ["res_binned"], "pos"), n("Sqrt", ["res_pos"], "root"),
+        n("Sub", ["res_root", c("mean", p["mean"])], "centred"),
+        n("Mul", ["res_centred", c("inv_scale", p["inv_scale"])], "f"),
+        n("Mul", ["res_binned", c("inv_rate", p["inv_rate_scale"])], "lin_x0"),
+        n("Concat", ["res_lin_x0", "res_a"], "lin_x", axis=1),
+        n("Gemm", ["res_lin_x", c("lin_w", p["linear.weight"]), c("lin_b", p["linear.bias"])],
+          "lin", transB=1),
+        n("Concat", ["res_f", "res_a", "res_s"], "mlp_x", axis=1),
+        n("Gemm", ["res_mlp_x", c("w1", p["body.0.weight"]), c("b1", p["body.0.bias"])],
+          "hidden_pre", transB=1),
+        n("Relu", ["res_hidden_pre"], "hidden"),
+        n("Gemm", ["res_hidden", c("w2", p["body.2.weight"]), c("b2", p["body.2.bias"])],
+          "mlp", transB=1),
+        n("Add", ["res_lin", "res_mlp"], "sum"),
+        n("Mul", ["res_sum", c("out", p["out_scale"] * p["keep"])], "residual"),
+        n("Mul", ["res_residual", GATE], "gated"),
+        n("Add", [areas, "res_gated"], "served"),
+    ]
+    return nodes, inits, "res_served"
+
+
+def element_graph(fit: CompiledFit, net: ResidualNet | None) -> onnx.ModelProto:
+    """The bundle graph: the compiled fast fit, the residual where any element keeps one."""
+    m = build_graph(fit.model, quantity="counts_per_live_second")
+    g = m.graph
+    del g.output[:]
+    areas, sigma = "areas", "sigma"
+    if net is not None and float(net.keep.sum()) > 0:
+        nodes, inits, areas = _residual_nodes(net, areas, sigma)
+        g.node.extend(nodes)
+        g.initializer.extend(inits)
+        g.input.append(helper.make_tensor_value_info(GATE, TensorProto.FLOAT, ["N", 1]))
+    out = graph.OUTPUT_NAMES["elements"]
+    g.node.append(helper.make_node("Concat", [areas, sigma], [out], name="out_concat", axis=1))
+    width = 2 * len(fit.outputs)
+    g.output.append(helper.make_tensor_value_info(out, TensorProto.FLOAT, ["N", width]))
+    del m.metadata_props[:]  # the fast fit's own maxrf.* keys are not the bundle's
+    graph.stamp(m, "elements", fit.grid.to_dict(), outputs(fit.outputs), MAP_UNITS)
+    onnx.checker.check_model(m, full_check=True)
+    return m
+
+
+def outputs(elements: tuple[str, ...]) -> list[str]:
+    return [*elements, *(sigma_name(e) for e in elements)]
+
+
+def extra_inputs(onx: onnx.ModelProto) -> list[str]:
+    return [i.name for i in onx.graph.input if i.name != "spectra"]
+
+
+class Served:
+    """An element graph in ONNX Runtime, fed as the edge feeds it (edge.inference.Engine):
+    in_domain = inside `subspace` and within the `domain`'s dwells."""
+
+    def __init__(self, onnx_bytes: bytes, subspace: Subspace | None,
+                 domain: Domain | None = None, threads: int = 2) -> None:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
+        self.session = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.subspace, self.domain = subspace, domain or Domain()
+
+    def __call__(self, rates: np.ndarray, live: np.ndarray, in_domain: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """((N, 2G) outputs, (N,) in-domain mark as used)."""
+        rates = np.ascontiguousarray(rates, np.float32)
+        live = np.asarray(live, np.float32).reshape(-1, 1)
+        if in_domain is None:
+            in_domain = within_dwell(self.domain, live)
+            if self.subspace is not None:
+                in_domain &= ~self.subspace.outside(rates, live)
+        feed = {"spectra": rates, LIVE: live, GATE: in_domain.astype(np.float32).reshape(-1, 1)}
+        return self.session.run(None, {k: feed[k] for k in self.inputs})[0], in_domain
+
+
+def evaluate(run_served: Served, path: Path, names: tuple[str, ...], grid: EnergyGrid,
+             chunk: int = 8192) -> dict:
+    """Held-out metrics on a scene's ground truth: the bundle as served, and the fast fit alone
+    (the same graph with the residual gated off), per element; share served the residual."""
+    from training.residual import element_table
+
+    scan = ScanRates(path, grid)
+    truth = scan.truth(names)
+    got, alone, inside = [], [], []
+    for i in range(0, len(scan), chunk):
+        x, live = scan[i:i + chunk], scan.live[i:i + chunk]
+        y, mark = run_served(x, live)
+        got.append(y[:, :len(names)])
+        alone.append(run_served(x, live, np.zeros(len(x), bool))[0][:, :len(names)])
+        inside.append(mark)
+    got, alone = np.concatenate(got), np.concatenate(alone)
+    return {"scene": path.name, "spectra": len(scan),
+            "in_domain": float(np.concatenate(inside).mean()),
+            "bundle": element_table(truth, got, names),
+            "fast_fit": element_table(truth, alone, names)}
+
+
+def train_elements(instrument: str | Path | InstrumentDescription, scene: str | Path, *,
+                   cfg: ResidualConfig | None = None, held_out: float = 0.2,
+                   fit: CompiledFit | None = None) -> tuple[ResidualNet, dict]:
+    """The residual on a simulated scene's ground truth (the scene made by the simulator from
+    the same description); the last `held_out` of its pixels choose epoch and elements."""
+    fit, cfg = fit or CompiledFit(instrument), cfg or ResidualConfig()
+    scan = ScanRates(scene, fit.grid)
+    t0 = time.perf_counter()
+    net, metrics = train_residual(fit, scan, scan.live, scan.truth(fit.outputs),
+                                  held_out=held_out, outputs=fit.outputs, grid=fit.grid, cfg=cfg)
+    info = {
+        "kind": "elements", "model": MODEL, "grid": fit.grid.to_dict(),
+        "outputs": outputs(fit.outputs), "units": MAP_UNITS,
+        "train_data": {"scene": Path(scene).stem, "path": str(scene), "spectra": len(scan),
+                       "targets": "ground truth maps (proto.elements.MAP_DEFINITION)"},
+        "metrics": metrics, "train_seconds": round(time.perf_counter() - t0, 1),
+        "instrument": {"name": fit.desc.name, "fingerprint": fit.desc.fingerprint(),
+                       "description": fit.desc.to_dict()},
+        "fastfit": {"continuum_bin_kev": fit.continuum_bin_kev,
+                    "refit_passes": fit.model.refit_passes, "fit_kev": fit.cfg["maxrf"]["fit_kev"],
+                    "groups": list(fit.model.names)},
+        "config": cfg.to_dict(),
+    }
+    return net, info
+
+
+def parity_set(fit: CompiledFit, info: dict, data: str | Path, n: int = 1024
+               ) -> tuple[np.ndarray, np.ndarray, str]:
+    """Held-out (rates, live) for parity: pixels of the test scene (or the training one) and
+    the same at a tenth of their live time (Poisson), plus an all-zero spectrum."""
+    paths = [p for name in TEST_SCENES[:1] for p in scene_candidates(data, name) if p.exists()]
+    paths.append(Path(info["train_data"]["path"]))
+    path = next(p for p in paths if p.exists())
+    scan = ScanRates(path, fit.grid)
+    pick = np.sort(np.random.default_rng(0).choice(len(scan), min(n, len(scan)), False))
+    rows = np.concatenate([scan[int(i):int(i) + 1] for i in pick])
+    live = scan.live[pick]
+    rng = np.random.default_rng(1)
+    short = live / 10
+    noisy = rng.poisson(np.maximum(rows, 0) * short[:, None]) / short[:, None]
+    rates = np.concatenate([rows, noisy, np.zeros((1, rows.shape[1]))]).astype(np.float32)
+    lives = np.concatenate([live, short, [0.01]]).astype(np.float32)
+    reps = -(-parity.MIN_SPECTRA // len(rates))
+    return np.tile(rates, (reps, 1)), np.tile(lives, reps), f"{path.name}, + 1/10 live resamples"
+
+
+def export_elements(net: ResidualNet, info: dict, folder: str | Path, data: str | Path | None,
+                    fit: CompiledFit | None = None) -> tuple[Bundle, parity.Parity]:
+    """Rebuild the fast fit from the artifact's instrument description, merge the residual,
+    prove parity against the float64 fit + torch residual, state the domain, measure the held-out
+    scenes as served, write the bundle."""
+    fit = fit or CompiledFit(InstrumentDescription.from_dict(info["instrument"]["description"]),
+                             continuum_bin_kev=info["fastfit"]["continuum_bin_kev"])
+    onx = element_graph(fit, net)
+    onnx_bytes = graph.finalize(onx)
+    x, live, source = parity_set(fit, info, data or "data")
+    gate = np.arange(len(x)) % 3 != 0  # served and not, alike checked
+    want = served(net, *fit.reference(x, live), x, gate)
+    got, _ = Served(onnx_bytes, None)(x, live, gate)
+    p = parity.compare(got, want, outputs(fit.outputs), source)
+    if not p.ok:
+        raise parity.ParityError(f"{p.line()}\n{p.worst()}")
+    metrics = {**info.get("metrics", {}), "parity": p.to_dict()}
+    fields = {"kind": "elements", "grid": fit.grid.to_dict(),
+              "output_name": graph.OUTPUT_NAMES["elements"], "outputs": outputs(fit.outputs),
+              "units": MAP_UNITS, "opset": graph.default_opset(onx),
+              "extra_inputs": extra_inputs(onx),
+              "training": {"artifact": "elements", "framework": "torch", "model": MODEL,
+                           "data": info.get("train_data", {}), "fastfit": info.get("fastfit"),
+                           "config": info.get("config", {})},
+              "metrics": metrics}
+    subspace = None
+    if data is not None:
+        stated, subspace = domain.describe(info, data)
+        fields.update(stated)
+        # the subspace entry is completed by write_bundle; the dwell is what the gate needs
+        stated_domain = {k: v for k, v in stated.get("domain", {}).items() if k != "subspace"}
+        serve = Served(onnx_bytes, subspace, Domain.from_dict(stated_domain))
+        tests = [next(p for p in scene_candidates(data, name) if p.exists())
+                 for name in TEST_SCENES
+                 if any(p.exists() for p in scene_candidates(data, name))]
+        metrics["test"] = {p.stem: evaluate(serve, p, fit.outputs, fit.grid) for p in tests}
+    return write_bundle(folder, onnx_bytes, fields, subspace), p
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m export.element_bundle", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = ap.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train", help="train the residual on a simulated scene -> artifact")
+    t.add_argument("--instrument", required=True, help="instrument description (TOML)")
+    t.add_argument("--data", default="data", help="folder with the scene files")
+    t.add_argument("--scene", default=EL_TRAIN, help="training scene name (or a file)")
+    t.add_argument("--out", default=str(artifacts.DEFAULT_ROOT), help="artifacts folder")
+    t.add_argument("--name", default="elements", help="artifact name under --out")
+    t.add_argument("--epochs", type=int, default=ResidualConfig.epochs)
+    a = ap.parse_args(argv)
+    scene = Path(a.scene) if Path(a.scene).is_file() else scene_path(a.data, a.scene)
+    t0 = time.perf_counter()
+    net, info = train_elements(a.instrument, scene, cfg=ResidualConfig(epochs=a.epochs))
+    folder = artifacts.save(a.name, net, info, a.out)
+    kept = [e for e, k in info["metrics"]["residual_kept"].items() if k]
+    print(f"elements: fast fit of {info['instrument']['name']} + residual kept for "
+          f"{', '.join(kept) or 'no element'} -> {folder} ({time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
