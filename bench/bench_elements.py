@@ -1,0 +1,180 @@
+"""`make bench` (element bundle): end to end, the models alone and PyMca, in one run.
+
+    python bench/bench_elements.py [--pixels 48000] [--quick]
+
+The element bundle is made here by `export.calibrate` from the real IXRF map (detector 0,
+--quick): PyMca's fast fit compiled at its calibration, plus the residual where one is kept;
+its grid, 4096 channels at 10 eV from 0, is the bench stream's (bench/bench_edge.py). The rgb
+and trust bundles are models/'s when it has them, else stand-in MLPs of the default size.
+
+1. end to end: a sender process -> `python -m edge serve` (recorder on, every bundle with its
+   in-domain test) -> a watcher, 16 pixels per message (bench_edge.end_to_end): spectra/s of
+   wall time, and per CPU second of the daemon (the box is shared);
+2. the same bundles alone: the daemon's own inference (edge.inference.Engine: rebin, live
+   time, every model, domain checks) on the same spectra, 16 per call, spectra per CPU second;
+   the element bundle alone and its SNIP background alone (the graph's clip passes);
+3. PyMca's FastXRFLinearFit on the same spectra, the whole batch in one call (its fastest
+   use; its configuration done once, not timed), spectra per CPU second;
+4. the ratios, and the arithmetic of the SNIP ceiling from the measured figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+# numpy's BLAS threads: on this 2-core shared box a 16-spectrum in-domain projection
+# (proto.domain) took ~33 ms with them and ~0.5 ms without; the daemon (a child of this
+# process) inherits the setting. Said in the output.
+BLAS = {k: os.environ.setdefault(k, "1") for k in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+
+import bench_edge  # noqa: E402
+import onnx  # noqa: E402
+from onnx import TensorProto, helper  # noqa: E402
+
+from export.fastfit import FastFitModel, configured_fit, pymca_fast_fit  # noqa: E402
+from export.fastfit_graph import _Graph, _snip, build_graph, session  # noqa: E402
+from tests.edge_support import make_bundles  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+IXRF = DATA / "ixrf_atlas" / "ts2_01_sub_export.GeoPIXE"
+TOML = ROOT / "training" / "instruments" / "ixrf_atlas.toml"
+TARGET_E2E, TARGET_SHARE, TARGET_PYMCA = 80_000, 0.8, 20.0  # issue 13's targets
+
+
+def cpu_rate(fn, n: int, seconds: float = 2.0) -> float:
+    """Spectra per CPU second of this process (best pass; at least `seconds` of CPU)."""
+    fn()
+    best, spent = 0.0, 0.0
+    while spent < seconds:
+        t0 = time.process_time()
+        fn()
+        dt = max(time.process_time() - t0, 1e-9)
+        spent += dt
+        best = max(best, n / dt)
+    return best
+
+
+def models_folder(tmp: Path, models: Path) -> tuple[Path, dict]:
+    """tmp/models with the calibrated element bundle and rgb/trust (models/ or stand-ins)."""
+    from export.calibrate import calibrate
+
+    out = tmp / "models"
+    make_bundles(out, grid=bench_edge.MODEL, hidden=256)
+    for kind in ("rgb", "trust"):
+        if (models / kind / "manifest.json").exists():
+            shutil.rmtree(out / kind)
+            shutil.copytree(models / kind, out / kind)
+    shutil.rmtree(out / "elements")
+    summary = calibrate(TOML, [IXRF], out, detector="0", quick=True, work=tmp / "work",
+                        progress=False)
+    return out, summary
+
+
+def engine_rate(folder: Path, spectra: np.ndarray, live: np.ndarray, batch: int) -> float:
+    """The daemon's inference alone (edge.inference.Engine.run_checked), per CPU second."""
+    from edge.inference import Engine, load_models
+
+    sessions = load_models(folder, threads=1)
+    engine = Engine(sessions, bench_edge.STREAM, batch)
+    chunks = [(spectra[i:i + batch], live[i:i + batch]) for i in range(0, len(spectra), batch)]
+    return cpu_rate(lambda: [engine.run_checked(c, t) for c, t in chunks], len(spectra))
+
+
+def snip_graph(model: FastFitModel) -> onnx.ModelProto:
+    """The fast fit's SNIP passes alone, on the fit window (what caps the compiled fit)."""
+    g = _Graph()
+    out = _snip(g, model, "spectra")
+    g.nodes.append(helper.make_node("Identity", [out], ["bg"], name="out_bg"))
+    graph = helper.make_graph(g.nodes, "snip", [helper.make_tensor_value_info(
+        "spectra", TensorProto.FLOAT, ["N", model.window])], [helper.make_tensor_value_info(
+            "bg", TensorProto.FLOAT, ["N", model.window])], g.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", type=Path, default=ROOT / "models")
+    ap.add_argument("--pixels", type=int, default=48_000)
+    ap.add_argument("--quick", action="store_true", help="fewer pixels (a smoke run)")
+    a = ap.parse_args(argv)
+    if not IXRF.exists():
+        print(f"element bench skipped: no {IXRF}")
+        return 0
+    pixels = 8000 if a.quick else a.pixels
+    tmp = Path(tempfile.mkdtemp(prefix="bench_elements_"))
+    try:
+        t0 = time.perf_counter()
+        folder, summary = models_folder(tmp, a.models)
+        print(f"element bundle: export.calibrate on the IXRF map, detector 0 "
+              f"({time.perf_counter() - t0:.0f} s): serves {summary['serves']}; outputs "
+              f"{', '.join(summary['outputs'])}")
+        print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+        bench_edge.DAEMON_ARGS[:] = ["--allow-foreign"]  # the stream states no instrument
+        e2e = bench_edge.end_to_end(folder, tmp, pixels, 16, True)
+        pool = bench_edge.spectra_pool(256)
+        live = np.full(len(pool), 0.001, np.float32)
+        alone = engine_rate(folder, pool, live, 256)  # the daemon's micro-batch
+        alone16 = engine_rate(folder, pool, live, 16)
+        from export.calib_data import PymcaRef
+        from proto.instrument import load
+
+        ref = PymcaRef(load(TOML), quick=True, refine=False)
+        fitted = ref.fitted(pool.astype(np.float64), bench_edge.STREAM)
+        fit_sess = session(build_graph(fitted.model), threads=1)
+        x = pool.astype(np.float32)
+        fit_rate = cpu_rate(lambda: [fit_sess.run(None, {"spectra": x[i:i + 16]})
+                                     for i in range(0, len(x), 16)], len(x))
+        m = fitted.model
+        snip_sess = session(snip_graph(m), threads=1)
+        win = np.ascontiguousarray(x[:, m.first:m.first + m.window])
+        snip_rate = cpu_rate(lambda: snip_sess.run(None, {"spectra": win}), len(win))
+        fitter = configured_fit(fitted.cfg)
+        big = np.tile(pool.astype(np.float64), (8, 1))
+        pymca = cpu_rate(lambda: pymca_fast_fit(big, fitted.cfg, per_pixel=False,
+                                                fitter=fitter), len(big), seconds=1.0)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    values = m.snip_width * (m.window - 1 + 4 * m.snip_width)
+    cores = os.cpu_count() or 1
+    rows = [
+        ("end to end, 16 px/msg, recorder on (wall)", e2e["rate"]),
+        ("end to end, per daemon CPU second", e2e["cpu_rate"]),
+        ("every served model + domain checks alone (Engine, 256/call), per CPU s", alone),
+        ("the same, 16 spectra per call, per CPU s", alone16),
+        ("element bundle's fast fit alone, per CPU s", fit_rate),
+        ("its SNIP background alone, per CPU s", snip_rate),
+        ("PyMca FastXRFLinearFit, whole batch, per CPU s", pymca),
+    ]
+    print(f"stream: 4096 channels uint16, ~3000 counts/pixel; {pixels} pixels end to end; "
+          + ", ".join(f"{k}={v}" for k, v in BLAS.items()))
+    for name, rate in rows:
+        print(f"  {name:<62} {rate:>9,.0f} spectra/s")
+    print(f"ratios: end to end (daemon CPU) / models alone {e2e['cpu_rate'] / alone:.2f} "
+          f"(target >= {TARGET_SHARE}); models alone / PyMca {alone / pymca:.1f}x, "
+          f"end to end (wall) / PyMca {e2e['rate'] / pymca:.1f}x (target >= {TARGET_PYMCA:g}x)")
+    print(f"arithmetic: SNIP = {m.snip_width} clip passes over {m.window - 1} + "
+          f"{4 * m.snip_width} padded values = {values:,} values per spectrum; at the measured "
+          f"{snip_rate:,.0f} spectra/s that is {values * snip_rate / 1e9:.2f} G values/s per core, "
+          f"so one core caps the fast fit near {snip_rate:,.0f}/s and {cores} cores near "
+          f"{cores * snip_rate:,.0f}/s before the rest of the fit, the other models, decoding "
+          f"and recording; {TARGET_E2E:,} spectra/s would need "
+          f"{TARGET_E2E / snip_rate:.0f} cores for SNIP alone "
+          f"({'met' if e2e['rate'] >= TARGET_E2E else 'NOT met'}: {e2e['rate']:,.0f}/s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
