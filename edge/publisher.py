@@ -2,8 +2,9 @@
 
 A frame or region over `max_preview_bytes` goes out as tiles, and a snapshot over
 `max_reply_bytes` in parts (edge.tiles, SPEC.md 4.4 and 4.7), so no message outgrows
-the limits whatever the canvas; a canvas of k tiles gets its periodic full refresh k
-times less often, so refreshing costs no more bytes per second than one tile's worth.
+the limits whatever the canvas; a canvas of k tiles is refreshed a tile at a time, one
+every `full_every_s` in turn (the whole canvas every k periods), so refreshing costs one
+tile's worth a period, never a run of turns each encoding a tile.
 Tiles wait in a queue and go out at most `burst_bytes` of data per loop turn (`drain`;
 a tile larger than that alone), so a big frame never holds the loop (ingest, requests) for
 longer than one tile's encoding.
@@ -53,6 +54,7 @@ class Publisher:
         # does not count, so a scan that starts (or resumes) streaming after a wait gets its
         # regions, not a refresh of the whole canvas at once (4096^2: 8-42 tiles)
         self._idle_since: dict[str, float] = {}
+        self._next_tile: dict[str, int] = dict.fromkeys(PREVIEW_TOPICS, 0)  # rolling refresh
         self.sent = 0
         # per topic: PUB drops silently for a slow subscriber (ZeroMQ tells the sender
         # nothing), so the daemon cannot count those; a subscriber can, by comparing what
@@ -153,20 +155,23 @@ class Publisher:
             if not force and now - self._last[topic] < self.min_gap:
                 continue
             region = canvas.take_dirty(topic)
-            every = self.full_every_s * len(self.regions(canvas, topic))
-            if force or now - self._last_full[topic] >= every:
-                self._queue[topic].clear()  # the whole frame covers what was waiting
-                region = None
-                self._last_full[topic] = now
+            tiles, queue = self.regions(canvas, topic), self._queue[topic]
+            due = now - self._last_full[topic] >= self.full_every_s
+            if force or (due and len(tiles) == 1):
+                queue.clear()  # the whole frame covers what was waiting
+                queue.extend(tiles)
+                self._last_full[topic], self._next_tile[topic] = now, 0
             elif region is None:
                 continue
-            self._last[topic] = now
-            if region is None:
-                self._queue[topic].extend(self.regions(canvas, topic))
             else:  # what changed goes ahead of a full frame's tiles still waiting: every
                 # frame holds the canvas as it is when sent, so the order only decides what a
-                # subscriber sees first (a 4096 x 4096 refresh is 4-34 tiles, a turn each)
-                self._queue[topic].extendleft(reversed(self.regions(canvas, topic, region)))
+                # subscriber sees first (a 4096 x 4096 frame is 4-34 tiles, a turn each)
+                queue.extendleft(reversed(self.regions(canvas, topic, region)))
+                if due:  # the rolling refresh's next tile, behind what changed
+                    queue.append(tiles[self._next_tile[topic] % len(tiles)])
+                    self._last_full[topic] = now
+                    self._next_tile[topic] += 1
+            self._last[topic] = now
         self.drain(seq)
 
     @property

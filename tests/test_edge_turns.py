@@ -162,7 +162,7 @@ def test_the_full_frame_clock_stops_while_nothing_changes():
     does not count: its first pixels go out as regions, and the refresh comes once the topic
     has changed for its period."""
     p, sock, canvas = full_frame_publisher()
-    p.full_every_s = 1.0  # rgb: 4 tiles, a refresh every 4 s of change
+    p.full_every_s = 4.0
     p.publish(canvas, "s", 0, 100.0, force=True)
     while p.pending:
         p.drain(0)
@@ -170,17 +170,40 @@ def test_the_full_frame_clock_stops_while_nothing_changes():
     for t in range(101, 130):  # 29 s, nothing new
         p.publish(canvas, "s", 0, float(t))
     assert not sock.take()
+    assert rgb_regions(p, sock, canvas, 130.0, 1) == [(1, 0, 1, 1)]  # a region only
+    assert rgb_regions(p, sock, canvas, 132.0, 2) == [(2, 0, 1, 1)]
+    # past 4 s of change since the forced frame: the refresh's first tile, behind the region
+    assert rgb_regions(p, sock, canvas, 134.5, 3) == [(3, 0, 1, 1), (0, 0, 64, 21)]
 
-    def pixel(t: float, x: int) -> list:
-        canvas.update(np.array([x]), np.array([0]), np.full((1, 3), 0.5, np.float32),
-                      np.ones((1, 8), np.float32), np.ones(1, np.float32))
-        p.publish(canvas, "s", x, t)
-        got = [f for f in sock.take() if f.topic == "rgb"]
+
+def rgb_regions(p: Publisher, sock: Sock, canvas: Canvas, t: float, x: int) -> list:
+    """The rgb regions sent, in order, after writing pixel (x, 0) at time t."""
+    canvas.update(np.array([x]), np.array([0]), np.full((1, 3), 0.5, np.float32),
+                  np.ones((1, 8), np.float32), np.ones(1, np.float32))
+    p.publish(canvas, "s", x, t)
+    while p.pending:
         p.drain(0)
-        sock.take()
-        return got
+    return [f.region for f in sock.take() if f.topic == "rgb"]
 
-    assert [f.region for f in pixel(130.0, 1)] == [(1, 0, 1, 1)]  # a region, not a refresh
-    assert [f.region for f in pixel(132.0, 2)] == [(2, 0, 1, 1)]
-    refresh = pixel(134.5, 3)  # past 4 s of change since the forced frame: a refresh
-    assert refresh and refresh[0].region == (0, 0, 64, 21)
+
+def test_a_big_canvas_is_refreshed_a_tile_a_period_in_turn():
+    """A refresh of a 4096 x 4096 canvas queued all its tiles at once (rgb and trust 4 x 16
+    MiB every 8 s): a run of turns each encoding a tile, ingest waiting. Now one tile a
+    period, in turn, so the whole canvas still comes every k periods; a one-tile canvas
+    still gets its full frame each period."""
+    p, sock, canvas = full_frame_publisher()
+    p.full_every_s = 1.0
+    p.publish(canvas, "s", 0, 100.0, force=True)
+    while p.pending:
+        p.drain(0)
+    sock.take()
+    got = [rgb_regions(p, sock, canvas, 100.0 + 1.01 * k, 10 + k)[1:] for k in range(1, 6)]
+    rows = [(0, 0, 64, 21)], [(0, 21, 64, 21)], [(0, 42, 64, 21)], [(0, 63, 64, 1)]
+    assert got == [*rows, rows[0]]
+    small = Publisher(sock, rate_hz=10, full_every_s=1.0)  # 64 x 64: one frame per topic
+    small.publish(canvas, "s", 0, 200.0, force=True)
+    sock.take()
+    canvas.update(np.array([5]), np.array([5]), np.ones((1, 3), np.float32),
+                  np.ones((1, 8), np.float32), np.ones(1, np.float32))
+    small.publish(canvas, "s", 1, 201.5)
+    assert {f.region for f in sock.take()} == {(0, 0, 64, 64)}
