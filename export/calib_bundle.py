@@ -80,9 +80,9 @@ def write_element_bundle(fit: CompiledFit, net, folder: str | Path, *, check_cou
     live = np.maximum(np.asarray(check_live, np.float64), 1e-12).astype(np.float32)
     x = (check_counts / live[:, None]).astype(np.float32)
     reps = -(-parity_check.MIN_SPECTRA // max(len(x), 1))
+    areas, sigma = (np.tile(v, (reps, 1)) for v in fit.reference(x, live))  # float64, once
     x, live = np.tile(x, (reps, 1)), np.tile(live, reps)
     gate = (np.arange(len(x)) % 3 != 0).astype(np.float32)  # served and gated off, alike
-    areas, sigma = fit.reference(x, live)
     want = torch_served(served, net, x, live, areas, sigma, gate)
     sess = session(data)
     feed = {"spectra": x, "live_time_s": live.reshape(-1, 1), "in_domain": gate.reshape(-1, 1)}
