@@ -9,3 +9,11 @@ or export). `python -m edge serve|replay|watch|status|reload`.
         -> canvas.py -> publisher.py [PUB rgb/elements/trust/status, ROUTER snapshot]
     clients: watch.py (Clone pattern, PNGs via png.py), `edge status`, any subscriber.
 """
+
+import os
+
+# numpy's BLAS would spin a thread per core for the in-domain projections (16 x 250 x 64):
+# on a busy 2-core box one such call took 33 ms instead of 0.5 ms. ONNX Runtime has its own
+# threads; set before numpy loads (python -m edge imports this package first).
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
