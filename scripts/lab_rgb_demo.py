@@ -111,9 +111,9 @@ def serve_and_watch(models: Path, scan: Path, out: Path, foreign: Path
                                     "--timeout", "540"], cwd=ROOT, env=ENV)
         procs.append(watcher)
         time.sleep(1.0)
-        subprocess.run([*edge, "replay", rel(scan), "--ingest", ingest, "--dwell", "0",
-                        "--pixels-per-message", "16"], cwd=ROOT, env=ENV, check=True,
-                       timeout=540)
+        subprocess.run([*edge, "replay", rel(scan), "--ingest", ingest, "--snapshot", snapshot,
+                        "--dwell", "0", "--pixels-per-message", "16"], cwd=ROOT, env=ENV,
+                       check=True, timeout=540)  # --snapshot: delivery confirmed by the daemon
         if watcher.wait(timeout=120) != 0:
             raise SystemExit("edge watch failed (see above)")
         s = json.loads(subprocess.run(status, cwd=ROOT, env=ENV, capture_output=True,

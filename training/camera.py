@@ -30,6 +30,7 @@ from training.pigments import linear_to_srgb
 MARGIN = 6  # scan pixels of panel rendered around the scan area
 SUPERSAMPLE = 3  # the scene simulator's raster (training.scenes.SUPERSAMPLE)
 UPSAMPLE = 3  # each raster sample repeated UPSAMPLE x UPSAMPLE: a raster finer than the photo
+EXPOSURE = 0.95  # the camera's exposure (linear gain): keeps the gradient's bright side unclipped
 
 
 @dataclass
@@ -97,7 +98,7 @@ def camera_transform(shape: tuple[int, int], rng: np.random.Generator, scale: fl
 def light(x: np.ndarray, y: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """The lamp's light at photo pixel (x, y) of a frame of `size` (h, w), in linear light:
     +-12.5 % across, -+7.5 % down, times an exposure of 0.95."""
-    return 0.95 * (1.0 + 0.25 * (x / size[1] - 0.5) - 0.15 * (y / size[0] - 0.5))
+    return EXPOSURE * (1.0 + 0.25 * (x / size[1] - 0.5) - 0.15 * (y / size[0] - 0.5))
 
 
 def photograph(raster_lin: np.ndarray, raster: int, margin: int, shape: tuple[int, int],

@@ -23,17 +23,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
-from scipy.ndimage import gaussian_filter
 
-from proto.dataset import open_dataset
-from training import camera, lab_rgb, photo, register
+from training import camera, lab_rgb, register
 from training.catalogue import RGB_TEST, RGB_TRAIN, scene_path
 from training.config import TrainConfig
 from training.jsonutil import jsonable
 from training.lab_figures import LABELS
 from training.metrics import delta_e_rgb, r2_rgb
-from training.photo import FWHM_PER_SIGMA, spot_px_of
 from training.report import fmt, md_table
+from training.report.lab_rgb_diag import diag_text, diagnostics
 
 CLICK_ERROR_PX = 4.0  # photo pixels (5 per scan pixel): a hurried user's clicks
 CAMERA_SEED = 11  # camera c photographs scene i with seed CAMERA_SEED + 10 c + i
@@ -134,42 +132,7 @@ def compare(train_src: Path, test_src: Path | None, work: Path, *,
     return Comparison(registered, aligned, lab, aligned[0].truth)
 
 
-def diagnostics(c: Comparison, train_src: Path, test_src: Path | None, work: Path
-                ) -> dict[str, float]:
-    """Where a kNN difference comes from (possible only in simulation): kNN trained on camera
-    0's registered photograph with the camera's known light divided out, and on the aligned
-    photograph averaged over the beam's footprint (what the spectra see) instead of the
-    pixel's square."""
-    from training.photo import store_photo
-    from training.pigments import srgb_to_linear
-
-    reg = c.registered[0][train_src.stem]
-    with open_dataset(reg.dataset) as ds:
-        rgb = np.asarray(ds.photo_rgb) / 255.0
-    unlit = srgb_to_linear(rgb) / reg.shot.light_on_scan()[..., None]
-    name, tiny = scene_name(train_src)
-    fine, r = camera.scene_raster(name, tiny)
-    with open_dataset(train_src) as ds:
-        spot = spot_px_of(ds.scan, ds.instrument)
-    fine = gaussian_filter(fine, (spot * r / FWHM_PER_SIGMA,) * 2 + (0,), mode="nearest",
-                           truncate=3.0)
-    m = camera.MARGIN * r
-    inner = fine[m:fine.shape[0] - m, m:fine.shape[1] - m]
-    h, w = inner.shape[0] // r, inner.shape[1] // r
-    beam = inner.reshape(h, r, w, r, 3).mean(axis=(1, 3))
-    out = {}
-    for label, lin in (("registered, camera light divided out", unlit),
-                       (f"aligned, averaged over the beam spot ({spot:g} px FWHM)", beam)):
-        path = work / "diagnostics" / f"{len(out)}_{train_src.name}"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(train_src, path)
-        store_photo(path, photo.to_srgb8(np.clip(lin, 0, 1)), {})
-        res = lab_rgb.run([path], tests=[test_src] if test_src else [], names=["knn10"])
-        out[label] = r2_rgb(c.truth, res.candidates["knn10"].pred)
-    return out
-
-
-def summary(c: Comparison, diag: dict[str, float] | None = None) -> dict:
+def summary(c: Comparison, diag: dict | None = None) -> dict:
     """Every figure of the section, JSON-ready (what `section` writes from)."""
     return {"rows": c.rows(), "best": c.lab[0].best, "runs": len(c.lab),
             "registration": [{n: [r.error_before, r.error_after] for n, r in reg.items()}
@@ -220,22 +183,8 @@ def section(s: dict, figure: str | None = None) -> str:
         + ("no model loses more than 0.02 through the lab's path." if not lost else
            "lost more than 0.02: " + ", ".join(LABELS[n] for n in lost) + "."),
     ]
-    diag = s.get("diagnostics") or {}
-    if diag and "knn10" in rows:
-        (k1, v1), (k2, v2) = list(diag.items())[:2]
-        text.append(
-            f"- Where kNN's difference comes from (known only in simulation): trained on the "
-            f"{k1}, R² {v1:.3f}; on the {k2}, {v2:.3f} (aligned: "
-            f"{rows['knn10']['r2_aligned']:.3f}). So the path's colours, less the light, score "
-            f"within {abs(v1 - v2):.3f} of the aligned colours seen through the beam's "
-            "footprint (the spectra see that footprint, the aligned photograph only the "
-            "pixel's square); the rest, "
-            f"{rows['knn10']['r2_registered'] - v1:+.3f}, comes with the camera's light and "
-            "exposure. Flattening the light from the scan itself (pixels with alike spectra "
-            "should look alike; a low-order polynomial of position fitted to their colour "
-            "ratios) was tried and is not used: it takes the faded and darkened regions of "
-            "`m1_child`, alike in XRF but not in colour, for light (R² of the registered to "
-            "the aligned photograph 0.965 -> 0.890).")
+    if s.get("diagnostics"):
+        text += diag_text(s["diagnostics"])
     if figure:
         text.append(f"\n![held-out area, lab path: photograph and predictions]({figure})\n")
     return "\n".join(text)
@@ -252,7 +201,7 @@ def run_lab_rgb(data: Path, out: Path, quick: bool, work: Path | None = None,
     work = work or Path("out") / "lab_rgb_report"
     train_src, test_src = scene_path(data, RGB_TRAIN), scene_path(data, RGB_TEST)
     c = compare(train_src, test_src, work, cfg=cfg, cameras=cameras)
-    diag = diagnostics(c, train_src, test_src, work)
+    diag = diagnostics(c, train_src, test_src, work, cfg)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(work / "registered_run" / "lab_rgb.png", out / "lab_rgb_m1_child.png")
     figures = jsonable(summary(c, diag))
