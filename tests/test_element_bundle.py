@@ -25,6 +25,7 @@ from export.element_bundle import (
 )
 from proto.bundle import BundleError
 from proto.elements import ELEMENTS
+from proto.energy import Rebinner, counts_per_live_second
 from training import artifacts
 from training.labels import INSTRUMENTS_DIR
 from training.residual import ResidualConfig, train_residual
@@ -54,12 +55,13 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(tiny_data, tmp_path_factory) -> Path:
-    """Trained briefly, the residual forced on for every element (so the gate is seen),
-    saved as an artifact and exported through the artifact as `make export` does."""
+    """Trained briefly, the residual forced on for every element (so the gate is seen), half
+    by each MLP, saved as an artifact and exported through it as `make export` does."""
     net, info = train_elements(M6, tiny_data / "m6_corpus_tiny.h5", fit=_fit(),
                                cfg=ResidualConfig(epochs=2, hidden=16))
     with torch.no_grad():
-        net.keep.fill_(1.0)
+        net.keep.copy_(torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0]))
+        net.keep_fit.copy_(1 - net.keep)
     root = tmp_path_factory.mktemp("element_bundle")
     artifacts.save("elements", net, info, root / "trained")
     net, info = artifacts.load("elements", root / "trained")
@@ -72,10 +74,10 @@ def test_manifest_states_inputs_outputs_and_held_out_metrics(bundle):
     m = json.loads((bundle / "manifest.json").read_text())
     assert m["extra_inputs"] == ["live_time_s", "in_domain"]
     assert m["outputs"] == [*ELEMENTS, *(f"{e}_sigma" for e in ELEMENTS)]
-    assert m["grid"] == {"offset": -0.95550444, "gain": 0.009999, "channels": 4096}
+    assert m["grid"] == {"offset": -0.95550444, "gain": 0.009999, "channels": 2200}
     assert m["training"]["model"] == "fastfit+residual"
     assert m["metrics"]["parity"]["ratio"] <= 1.0
-    assert set(m["metrics"]["residual_kept"]) == set(ELEMENTS)
+    assert set(m["metrics"]["residual_head"]) == set(ELEMENTS)
     assert {"fast_fit", "fast_fit+residual"} <= set(m["metrics"]["held_out"])
     tests = m["metrics"]["test"]
     assert set(tests) == {"m6_ioannis_tiny", "m6_ioannis_100ms_tiny"}
@@ -95,15 +97,15 @@ def test_edge_serves_the_residual_inside_the_domain_only(bundle, tiny_data):
         counts = np.asarray(ds.counts).reshape(-1, ds.shape[2])[:64]
         live = np.asarray(ds.live_time_s, np.float32).reshape(-1)[:64]
         grid = ds.grid
-    # a foreign pixel: the real M6 spectrum's shape is far from any tiny-scene spectrum
-    counts = np.concatenate([counts, counts[:1][:, ::-1]])  # reversed: surely outside
+    # a foreign pixel: a spectrum's lines moved up by 3 keV, its counts kept
+    counts = np.concatenate([counts, np.roll(counts[:1], 300, axis=1)])
     live = np.concatenate([live, live[:1]])
     engine = Engine({"elements": session}, grid, 32)
     out, outside = engine.run_checked(counts, live)
     y, mark = out["elements"], outside["elements"]
     assert y.shape == (65, 16) and mark[-1] and (~mark).any()
     assert engine.gated_share() == {"elements": pytest.approx(float((~mark).mean()))}
-    rates = counts / live[:, None]
+    rates = counts_per_live_second(counts, live, Rebinner(grid, session.manifest.grid))
     serve = Served(session.bundle.model_bytes, None, threads=1)
     fit_alone, _ = serve(rates, live, np.zeros(len(rates), bool))
     with_res, _ = serve(rates, live, np.ones(len(rates), bool))
@@ -127,7 +129,8 @@ def test_residual_off_above_the_trained_dwell(bundle, tiny_data):
     engine = Engine({"elements": session}, grid, 32)
     y = engine.run(counts, live)["elements"]
     alone, _ = Served(session.bundle.model_bytes, None, threads=1)(
-        counts / live[:, None], live, np.zeros(32, bool))
+        counts_per_live_second(counts, live, Rebinner(grid, session.manifest.grid)), live,
+        np.zeros(32, bool))
     np.testing.assert_allclose(y, alone, rtol=1e-5, atol=1e-3)
     assert engine.gated_share() == {"elements": 0.0}
 
@@ -164,7 +167,7 @@ def test_no_residual_kept_means_the_fast_fit_alone():
                                   outputs=("A", "B"), cfg=ResidualConfig(epochs=1, hidden=8),
                                   progress=False)
     assert metrics["residual_kept"] == {"A": False, "B": False}
-    assert float(net.keep.sum()) == 0.0
+    assert float(net.keep.sum() + net.keep_fit.sum()) == 0.0
     onx = element_graph(_fit(), net)
     assert [i.name for i in onx.graph.input] == ["spectra", "live_time_s"]
 

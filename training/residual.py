@@ -17,10 +17,11 @@ in as a function, so this module never imports export):
            each (n, G) counts/s, in the bundle's output order
     net, metrics = train_residual(fit, rates, live_time_s, targets, held_out=0.2, cfg=...)
         rates: (N, C) float32 counts per live second on the bundle grid, or any object with
-        len() and row slicing returning that (ScanRates reads a dataset file block by block);
+        len() and row slicing returning that (training.scan_rates.ScanRates: a dataset file);
         targets: (N, G) counts/s; held_out: (N,) bool mask or the last fraction of the pixels
-        (scan order: a band of rows). metrics: per element, held-out relative RMSE and r of the
-        fast fit alone and with the residual, and whether the residual was kept.
+        (scan order: a band of rows; training.scan_rates.ScanRates.held_out: a scene's last
+        panel). metrics: per element, held-out relative RMSE and r of the fast fit alone and
+        with the residual, and which MLP serves it, if any.
     served(net, areas, sigma, rates, in_domain) -> (N, 2G) the bundle's columns
 """
 
@@ -29,15 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from proto.dataset import open_dataset
-from proto.energy import EnergyGrid, Rebinner, counts_per_live_second
+from proto.energy import EnergyGrid
 from training.loop import setup
 from training.metrics import element_errors
 from training.models import Stack, register
@@ -57,7 +56,7 @@ class SpectraRows(Protocol):
 @dataclass(frozen=True)
 class ResidualConfig:
     hidden: int = 256  # the study's one hidden layer
-    epochs: int = 8  # at most; the best held-out epoch is kept
+    epochs: int = 4  # the one-cycle schedule's length; each MLP's best held-out epoch is kept
     batch: int = 256
     lr: float = 2e-3
     wd: float = 1e-5
@@ -65,6 +64,8 @@ class ResidualConfig:
     seed: int = 0
     threads: int = 2
     keep_gain: float = 0.01  # keep an element's residual if it lowers held-out RMSE by >= 1 %
+    stats_spectra: int = 50_000  # feature statistics and the linear branch from <= this many
+    refit_all: bool = True  # after choosing on the held-out pixels, train again on all
     feature_kev: tuple[float, float] = FEATURE_KEV
     feature_bin_kev: float = FEATURE_BIN_KEV
 
@@ -86,9 +87,14 @@ def feature_layout(grid: EnergyGrid, kev: tuple[float, float] = FEATURE_KEV,
 
 @register
 class ResidualNet(nn.Module):
-    """(rates on the bundle grid, fast-fit areas, sigma) -> residual (N, G) counts/s:
-    linear(binned rates, areas) + MLP(sqrt features, areas, sigma), in units of each output's
-    RMS, times `keep` (0 for elements whose held-out error the residual did not lower)."""
+    """(rates on the bundle grid, fast-fit areas, sigma) -> residual (N, G) counts/s.
+
+    A closed-form linear branch on (binned rates, areas) and two of the study's one-hidden-
+    layer MLPs on what it leaves: `body` on the sqrt features alone (the study's inputs),
+    `body_fit` on the features plus the fast fit's areas and sigma. Per element, held-out
+    pixels choose which one serves it, if any (`keep`, `keep_fit`: 0/1, at most one each):
+    seeing the fit helps the denoising of some maps and over-fits the overlaps of others (As
+    under Pb L on a painting not trained on). In units of each output's RMS (`out_scale`)."""
 
     def __init__(self, start: int, stop: int, bin: int, outputs: int, hidden: int = 256) -> None:
         super().__init__()
@@ -99,12 +105,14 @@ class ResidualNet(nn.Module):
         self.register_buffer("inv_scale", torch.ones(1))
         self.register_buffer("inv_rate_scale", torch.ones(1))
         self.register_buffer("out_scale", torch.ones(g))
-        self.register_buffer("keep", torch.ones(g))
+        self.register_buffer("keep", torch.zeros(g))  # served by `body`
+        self.register_buffer("keep_fit", torch.zeros(g))  # served by `body_fit`
         self.linear = nn.Linear(f + g, g)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
         self.linear.requires_grad_(False)
-        self.body = Stack([f + 2 * g, hidden, g])
+        self.body = Stack([f, hidden, g])
+        self.body_fit = Stack([f + 2 * g, hidden, g])
 
     @property
     def features(self) -> int:
@@ -114,17 +122,20 @@ class ResidualNet(nn.Module):
         x = rates[:, self.start:self.stop]
         return x.reshape(x.shape[0], self.features, self.bin).sum(-1)
 
-    def scaled(self, binned: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
-               ) -> torch.Tensor:
-        """The residual in units of out_scale, before `keep` (what training fits)."""
+    def inputs(self, binned: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(linear branch's, body's, body_fit's) inputs."""
         a, s = areas / self.out_scale, sigma / self.out_scale
         f = (torch.sqrt(torch.relu(binned)) - self.mean) * self.inv_scale
-        lin = self.linear(torch.cat([binned * self.inv_rate_scale, a], dim=1))
-        return lin + self.body(torch.cat([f, a, s], dim=1))
+        return (torch.cat([binned * self.inv_rate_scale, a], dim=1), f,
+                torch.cat([f, a, s], dim=1))
 
     def forward(self, rates: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
                 ) -> torch.Tensor:
-        return self.scaled(self.binned(rates), areas, sigma) * self.out_scale * self.keep
+        x_lin, f, fas = self.inputs(self.binned(rates), areas, sigma)
+        lin = self.linear(x_lin)
+        res = (lin + self.body(f)) * self.keep + (lin + self.body_fit(fas)) * self.keep_fit
+        return res * self.out_scale
 
     def arch(self) -> dict:
         return {"start": self.start, "stop": self.stop, "bin": self.bin,
@@ -133,37 +144,6 @@ class ResidualNet(nn.Module):
     @classmethod
     def from_arch(cls, **args) -> ResidualNet:
         return cls(**args)
-
-
-class ScanRates:
-    """A dataset file's pixels as counts per live second on `grid`, read block by block
-    (an M6 corpus is 4 GB as float32 on its own grid): len(), rows[a:b], .live, .truth."""
-
-    def __init__(self, path: str | Path, grid: EnergyGrid) -> None:
-        self.path, self.grid = Path(path), grid
-        with open_dataset(self.path) as ds:
-            self.shape = ds.shape
-            self.live = np.asarray(ds.live_time_s, np.float64).reshape(-1)
-            maps = ds.element_maps or {}
-            self.maps = {k: np.asarray(v, np.float32).reshape(-1) for k, v in maps.items()}
-            self._rebin = Rebinner(ds.grid, grid)
-
-    def truth(self, outputs: tuple[str, ...]) -> np.ndarray:
-        """(N, G) the file's ground-truth maps in `outputs` order (0 where absent)."""
-        n = len(self)
-        return np.stack([self.maps.get(e, np.zeros(n, np.float32)) for e in outputs], axis=1)
-
-    def __len__(self) -> int:
-        return int(self.shape[0] * self.shape[1])
-
-    def __getitem__(self, rows: slice) -> np.ndarray:
-        a, b, _ = rows.indices(len(self))
-        w, c = self.shape[1], self.shape[2]
-        y0, y1 = a // w, -(-b // w)
-        with open_dataset(self.path) as ds:
-            block = np.asarray(ds.counts[y0:y1]).reshape(-1, c)[a - y0 * w:b - y0 * w]
-        live = np.maximum(self.live[a:b], 1e-12)
-        return counts_per_live_second(block, live, self._rebin)
 
 
 @dataclass
@@ -183,13 +163,15 @@ def prepare(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.ndarray
     start, stop, b = layout
     n = len(rates)
     live = np.asarray(live_time_s, np.float64).reshape(-1)
-    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    binned = np.empty((n, (stop - start) // b), np.float32)  # filled in place: no copies
+    areas = sigma = np.empty((0, 0), np.float32)
     for i in range(0, n, chunk):
         x = np.asarray(rates[i:i + chunk], np.float32)
-        areas, sigma = fit(x, live[i:i + chunk])
-        binned = x[:, start:stop].reshape(len(x), -1, b).sum(-1, dtype=np.float32)
-        parts.append((binned, np.asarray(areas, np.float32), np.asarray(sigma, np.float32)))
-    binned, areas, sigma = (np.concatenate([p[k] for p in parts]) for k in range(3))
+        a, s = fit(x, live[i:i + chunk])
+        if not i:
+            areas, sigma = (np.empty((n, np.shape(a)[1]), np.float32) for _ in range(2))
+        areas[i:i + len(x)], sigma[i:i + len(x)] = a, s
+        binned[i:i + len(x)] = x[:, start:stop].reshape(len(x), -1, b).sum(-1)
     return Prepared(binned, areas, sigma, live.astype(np.float32),
                     np.asarray(targets, np.float32))
 
@@ -220,57 +202,75 @@ def _fit_linear(net: ResidualNet, p: Prepared, idx: np.ndarray, ridge: float) ->
         net.linear.bias.copy_(torch.from_numpy((t_mean - x_mean @ w).astype(np.float32)))
 
 
+def _setup_net(p: Prepared, idx: np.ndarray, layout: tuple[int, int, int],
+               cfg: ResidualConfig) -> ResidualNet:
+    """A net with feature statistics, output scales and the linear branch from pixels `idx`."""
+    net = ResidualNet(*layout, outputs=p.areas.shape[1], hidden=cfg.hidden)
+    sub = idx[::max(1, len(idx) // cfg.stats_spectra)]  # bounds memory (float64 Gram)
+    roots = np.sqrt(np.maximum(p.binned[sub], 0.0, dtype=np.float32))
+    mean = roots.mean(axis=0)
+    scale = max(float(np.sqrt(((roots - mean) ** 2).mean())), SCALE_FLOOR)
+    rms_rate = max(float(np.sqrt(np.mean(p.binned[sub].astype(np.float64) ** 2))), 1e-6)
+    out_scale = np.maximum(np.sqrt((p.targets[idx].astype(np.float64) ** 2).mean(axis=0)), 1e-3)
+    with torch.no_grad():
+        net.mean.copy_(torch.from_numpy(mean))
+        net.inv_scale.fill_(1.0 / scale)
+        net.inv_rate_scale.fill_(1.0 / rms_rate)
+        net.out_scale.copy_(torch.from_numpy(out_scale.astype(np.float32)))
+    _fit_linear(net, p, sub, cfg.ridge)
+    return net
+
+
 @torch.no_grad()
-def _residual(net: ResidualNet, p: Prepared, idx: np.ndarray, batch: int = 8192) -> np.ndarray:
-    """(len(idx), G) net(...) * out_scale without keep (what the decision compares)."""
+def _heads(net: ResidualNet, p: Prepared, idx: np.ndarray, batch: int = 8192
+           ) -> tuple[np.ndarray, np.ndarray]:
+    """(len(idx), G) residuals in counts/s of (linear + body, linear + body_fit)."""
     net.eval()
-    out = []
+    a, b = [], []
     for i in range(0, len(idx), batch):
         j = idx[i:i + batch]
-        out.append((net.scaled(torch.from_numpy(p.binned[j]), torch.from_numpy(p.areas[j]),
-                               torch.from_numpy(p.sigma[j])) * net.out_scale).numpy())
-    return np.concatenate(out)
+        x_lin, f, fas = net.inputs(*(torch.from_numpy(x[j]) for x in (p.binned, p.areas,
+                                                                       p.sigma)))
+        lin = net.linear(x_lin)
+        a.append(((lin + net.body(f)) * net.out_scale).numpy())
+        b.append(((lin + net.body_fit(fas)) * net.out_scale).numpy())
+    return np.concatenate(a), np.concatenate(b)
 
 
-def element_table(truth: np.ndarray, pred: np.ndarray, outputs) -> dict[str, dict]:
-    return {e: element_errors(truth[:, j], pred[:, j]) for j, e in enumerate(outputs)}
-
-
-def _train_body(net: ResidualNet, tensors: list[torch.Tensor], goal: torch.Tensor,
-                tr: np.ndarray, ho: np.ndarray, cfg: ResidualConfig, progress: bool
-                ) -> list[float]:
-    """AdamW with a cosine decay over cfg.epochs on the MLP (the linear branch is closed
-    form); after each epoch the held-out loss, and the best epoch's weights are kept."""
-    gen = torch.Generator().manual_seed(cfg.seed)
-    opt = torch.optim.AdamW(net.body.parameters(), lr=cfg.lr, weight_decay=cfg.wd)
-    steps = cfg.epochs * -(-len(tr) // cfg.batch)
+def _train_heads(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualConfig,
+                 on_epoch: Callable[[int], None], progress: bool) -> None:
+    """Both MLPs on what the linear branch leaves, AdamW + one-cycle over cfg.epochs;
+    on_epoch(epoch) after each (evaluation, snapshots)."""
+    t = [torch.from_numpy(x) for x in (p.binned, p.areas, p.sigma)]
+    goal = torch.from_numpy(((p.targets - p.areas) / net.out_scale.numpy()).astype(np.float32))
+    params = [*net.body.parameters(), *net.body_fit.parameters()]
+    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.wd)
+    steps = cfg.epochs * -(-len(idx) // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1),
                                                 pct_start=0.1)
-    tr_t, held = torch.from_numpy(tr), [t[torch.from_numpy(ho)] for t in (*tensors, goal)]
-    best, best_loss, history = None, math.inf, []
+    gen = torch.Generator().manual_seed(cfg.seed)
+    idx_t = torch.from_numpy(idx)
     for epoch in range(cfg.epochs):
         net.train()
-        perm = tr_t[torch.randperm(len(tr), generator=gen)]
-        for i in range(0, len(tr), cfg.batch):
+        perm = idx_t[torch.randperm(len(idx), generator=gen)]
+        for i in range(0, len(idx), cfg.batch):
             j = perm[i:i + cfg.batch]
-            loss = ((net.scaled(*(t[j] for t in tensors)) - goal[j]) ** 2).mean()
+            x_lin, f, fas = net.inputs(t[0][j], t[1][j], t[2][j])
+            with torch.no_grad():
+                left = goal[j] - net.linear(x_lin)
+            loss = ((net.body(f) - left) ** 2).mean() + ((net.body_fit(fas) - left) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
         net.eval()
-        with torch.no_grad():
-            held_loss = float(((net.scaled(*held[:3]) - held[3]) ** 2).mean())
-        history.append(held_loss)
         if progress:
-            print(f"residual epoch {epoch + 1}/{cfg.epochs}: held-out loss {held_loss:.4f}",
-                  flush=True)
-        if held_loss < best_loss:
-            best_loss, best = held_loss, {k: v.clone() for k, v in net.state_dict().items()}
-    if best is not None:
-        net.load_state_dict(best)
-    net.eval()
-    return history
+            print(f"residual epoch {epoch + 1}/{cfg.epochs}", flush=True)
+        on_epoch(epoch)
+
+
+def element_table(truth: np.ndarray, pred: np.ndarray, outputs) -> dict[str, dict]:
+    return {e: element_errors(truth[:, j], pred[:, j]) for j, e in enumerate(outputs)}
 
 
 def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.ndarray,
@@ -278,9 +278,12 @@ def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.
                    outputs: tuple[str, ...] | None = None, grid: EnergyGrid,
                    cfg: ResidualConfig = ResidualConfig(), progress: bool = True
                    ) -> tuple[ResidualNet, dict]:
-    """Train the residual on the training pixels, choose the epoch and the elements on the
-    held-out ones (module docstring). `grid`: the bundle grid `rates` are on; `outputs`: the
-    fit's column names (for the metrics). Returns (net in eval mode, metrics)."""
+    """Train on the training pixels; on the held-out ones choose each MLP's epoch (least
+    held-out error) and, per element, which MLP serves it, if any (module docstring); then,
+    with cfg.refit_all, train again on every pixel and keep those epochs and choices.
+    `grid`: the bundle grid `rates` are on; `outputs`: the fit's column names (metrics).
+    Returns (net in eval mode, metrics: held-out errors of the fast fit alone and with the
+    chosen residual, per element)."""
     setup(cfg.seed, cfg.threads)
     layout = feature_layout(grid, cfg.feature_kev, cfg.feature_bin_kev)
     p = prepare(fit, rates, live_time_s, targets, layout)
@@ -288,37 +291,53 @@ def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.
     outputs = tuple(outputs or (f"out{j}" for j in range(g)))
     held = _held_mask(len(p.live), held_out)
     tr, ho = np.nonzero(~held)[0], np.nonzero(held)[0]
-    net = ResidualNet(*layout, outputs=g, hidden=cfg.hidden)
-    roots = np.sqrt(np.maximum(p.binned[tr], 0.0, dtype=np.float32))
-    mean = roots.mean(axis=0)
-    scale = max(float(np.sqrt(((roots - mean) ** 2).mean())), SCALE_FLOOR)
-    rms_rate = max(float(np.sqrt(np.mean(p.binned[tr].astype(np.float64) ** 2))), 1e-6)
-    out_scale = np.maximum(np.sqrt((p.targets[tr].astype(np.float64) ** 2).mean(axis=0)), 1e-3)
-    with torch.no_grad():
-        net.mean.copy_(torch.from_numpy(mean))
-        net.inv_scale.fill_(1.0 / scale)
-        net.inv_rate_scale.fill_(1.0 / rms_rate)
-        net.out_scale.copy_(torch.from_numpy(out_scale.astype(np.float32)))
-    _fit_linear(net, p, tr, cfg.ridge)
+    truth, areas = p.targets[ho].astype(np.float64), p.areas[ho].astype(np.float64)
+    net = _setup_net(p, tr, layout, cfg)
+    per_epoch: list[tuple[np.ndarray, np.ndarray]] = []  # held-out residuals of both heads
+    snaps: list[dict[str, dict]] = []  # both heads' weights after each epoch
 
-    tensors = [torch.from_numpy(a) for a in (p.binned, p.areas, p.sigma)]
-    goal = torch.from_numpy(((p.targets - p.areas) / out_scale).astype(np.float32))
-    history = _train_body(net, tensors, goal, tr, ho, cfg, progress)
-    res = _residual(net, p, ho)
-    fit_only = element_table(p.targets[ho], p.areas[ho], outputs)
-    with_res = element_table(p.targets[ho], p.areas[ho] + res, outputs)
-    keep = np.array([with_res[e]["rmse"] <= (1 - cfg.keep_gain) * fit_only[e]["rmse"]
-                     for e in outputs], np.float32)
-    with torch.no_grad():
-        net.keep.copy_(torch.from_numpy(keep))
+    def snapshot(epoch: int) -> None:  # `net` read at call time: the refit's too
+        snaps.append({k: {n: v.clone() for n, v in getattr(net, k).state_dict().items()}
+                      for k in ("body", "body_fit")})
+
+    def record(epoch: int) -> None:
+        per_epoch.append(_heads(net, p, ho))
+        snapshot(epoch)
+
+    _train_heads(net, p, tr, cfg, record, progress)
+    mse = np.array([[((areas + r - truth) ** 2).mean(axis=0) for r in e] for e in per_epoch])
+    best = [int(np.argmin(mse[:, h].sum(axis=1))) for h in (0, 1)]  # each head's epoch
+    none = ((areas - truth) ** 2).mean(axis=0)
+    choice = np.zeros(g, int)  # 0 fast fit alone, 1 body, 2 body_fit
+    for j in range(g):
+        cand = [none[j], mse[best[0], 0, j], mse[best[1], 1, j]]
+        k = int(np.argmin(cand))
+        if k and np.sqrt(cand[k]) <= (1 - cfg.keep_gain) * np.sqrt(none[j]):
+            choice[j] = k
+    chosen = areas + np.where((choice == 1)[None], per_epoch[best[0]][0], 0.0) \
+        + np.where((choice == 2)[None], per_epoch[best[1]][1], 0.0)
     metrics = {
         "held_out": {"spectra": len(ho), "train_spectra": len(tr),
-                     "fast_fit": fit_only, "fast_fit+residual": with_res},
-        "residual_kept": {e: bool(k) for e, k in zip(outputs, keep, strict=True)},
-        "live_time_s": [float(p.live[tr].min()), float(p.live[tr].max())],
-        "epochs_held_out_loss": history, "config": cfg.to_dict(),
+                     "fast_fit": element_table(truth, areas, outputs),
+                     "fast_fit+residual": element_table(truth, chosen, outputs)},
+        "residual_kept": {e: bool(c) for e, c in zip(outputs, choice, strict=True)},
+        "residual_head": {e: ("none", "spectrum", "spectrum+fit")[c]
+                          for e, c in zip(outputs, choice, strict=True)},
+        "epochs": {"spectrum": best[0] + 1, "spectrum+fit": best[1] + 1},
+        "held_out_mse_by_epoch": mse.sum(axis=2).tolist(),
+        "refit_on_all_pixels": bool(cfg.refit_all),
+        "live_time_s": [float(p.live.min()), float(p.live.max())], "config": cfg.to_dict(),
     }
-    return net, metrics
+    if cfg.refit_all:  # the same recipe on every pixel, each head kept at its chosen epoch
+        net = _setup_net(p, np.arange(len(p.live)), layout, cfg)
+        snaps.clear()
+        _train_heads(net, p, np.arange(len(p.live)), cfg, snapshot, progress)
+    net.body.load_state_dict(snaps[best[0]]["body"])
+    net.body_fit.load_state_dict(snaps[best[1]]["body_fit"])
+    with torch.no_grad():
+        net.keep.copy_(torch.from_numpy((choice == 1).astype(np.float32)))
+        net.keep_fit.copy_(torch.from_numpy((choice == 2).astype(np.float32)))
+    return net.eval(), metrics
 
 
 @torch.no_grad()
