@@ -160,6 +160,9 @@ def section(s: dict, figure: str | None = None) -> str:
     lost = [n for n, d in diffs.items() if d < -0.02]
     text = [
         "## 1b. RGB from a lab's photograph (train `m1_virgin`, test `m1_child`)\n",
+        "Part of `make report`; on its own `python -m training.report.lab_rgb --into "
+        "reports/REPORT.md` (figures in reports/lab_rgb.json; `--from-json` rewrites the text "
+        "from them without training).\n",
         f"Both scenes photographed {runs} time(s) as a camera would (training/camera.py: ~5 "
         "photo pixels per scan pixel, a crop, 2.5-4° rotation, mild perspective, a lighting "
         "gradient of ±12.5 % across and ±7.5 % down at 0.95 exposure, JPEG) and registered "
@@ -181,7 +184,10 @@ def section(s: dict, figure: str | None = None) -> str:
         + f". Goal |difference| <= 0.02: {'met' if len(within) == len(diffs) else 'not met'}"
         f" ({len(within)} of {len(diffs)} models); "
         + ("no model loses more than 0.02 through the lab's path." if not lost else
-           "lost more than 0.02: " + ", ".join(LABELS[n] for n in lost) + "."),
+           "lost more than 0.02: " + ", ".join(LABELS[n] for n in lost) + ".")
+        + " Median ΔE to the truth, registered minus aligned training: " + ", ".join(
+            f"{LABELS[n]} {r['de_registered'] - r['de_aligned']:+.2f}" for n, r in rows.items())
+        + ".",
     ]
     if s.get("diagnostics"):
         text += diag_text(s["diagnostics"])
@@ -241,8 +247,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--into", metavar="REPORT.md", default=None,
                     help="also write the section into this report in place (replacing its "
                          "1b, else before section 2), the other sections untouched")
+    ap.add_argument("--from-json", action="store_true",
+                    help="write the section again from OUT/lab_rgb.json (no training)")
     a = ap.parse_args(argv)
-    text = run_lab_rgb(Path(a.data), Path(a.out), a.quick, Path(a.work), a.cameras)
+    if a.from_json:
+        text = section(json.loads((Path(a.out) / "lab_rgb.json").read_text()),
+                       "lab_rgb_m1_child.png")
+    else:
+        text = run_lab_rgb(Path(a.data), Path(a.out), a.quick, Path(a.work), a.cameras)
     (Path(a.out) / "lab_rgb.md").write_text(text + "\n")
     if a.into:
         into_report(Path(a.into), text)

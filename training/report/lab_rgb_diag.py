@@ -115,9 +115,9 @@ def diag_text(diag: dict) -> list[str]:
         f"{each(gap)} ({'all' if all(abs(v) <= 0.02 for v in gap.values()) else 'not all'} "
         "within 0.02); with all the camera's light divided out (a perfect flat field) by "
         f"{each(flat)}. The aligned photograph averaged over the beam spot instead of each "
-        f"pixel's square moves R² by {each(foot)}: the spectra see the beam's footprint, and "
-        "the camera's optics, JPEG and the registration's residual error soften the "
-        "registered colours toward it.",
+        "pixel's square (nearer what the spectra see; the camera's optics, JPEG and the "
+        "registration's residual error soften the registered colours likewise) moves R² by "
+        f"{each(foot)}.",
         ("- So the path itself (clicked corners, refinement, footprint resampling) costs no "
          "accuracy; " if all(v >= -0.02 for v in gap.values()) else
          "- The path itself loses more than 0.02 for some model (see the table); ")
