@@ -27,8 +27,9 @@ import onnxruntime as ort
 from onnx import helper
 
 from export import parity as parity_check
+from export.element_bundle import FitOnGrid
 from export.fastfit import FastFitModel, reference_fit
-from export.fastfit_graph import build_graph, run
+from export.fastfit_graph import build_graph
 from export.graph import check_contract, finalize, stamp
 from proto.bundle import Bundle, Manifest, load_bundle, write_bundle
 from proto.domain import Subspace, fit_subspace
@@ -40,29 +41,7 @@ UNITS = "counts/s"
 DOMAIN_COMPONENTS, DOMAIN_BIN = 64, 4
 
 
-class CompiledFit:
-    """A FastFitModel (any calibration) as training.residual's FitFn, with what
-    export.element_bundle.element_graph reads of its own CompiledFit (model, grid, outputs)."""
-
-    def __init__(self, model: FastFitModel, grid: EnergyGrid) -> None:
-        self.model, self.grid = model, grid
-        self.session = session(build_graph(model, quantity="counts_per_live_second")
-                               .SerializeToString())
-
-    @property
-    def outputs(self) -> tuple[str, ...]:
-        return self.model.outputs
-
-    def __call__(self, rates: np.ndarray, live_time_s: np.ndarray
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        return run(self.session, rates, np.asarray(live_time_s, np.float32).reshape(-1, 1))
-
-    def reference(self, rates: np.ndarray, live_time_s: np.ndarray
-                  ) -> tuple[np.ndarray, np.ndarray]:
-        return reference_fit(self.model, rates, np.asarray(live_time_s).reshape(-1))
-
-
-def write_element_bundle(fit: CompiledFit, net, folder: str | Path, *, check_counts: np.ndarray,
+def write_element_bundle(fit: FitOnGrid, net, folder: str | Path, *, check_counts: np.ndarray,
                          check_live: np.ndarray, fields: dict,
                          subspace: Subspace | None = None) -> tuple[Bundle, dict, str]:
     """(bundle, parity, what it serves): export.element_bundle's graph with `net` (None: the

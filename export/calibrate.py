@@ -37,7 +37,6 @@ from tqdm import tqdm
 
 from export import calib_eval as ev
 from export.calib_bundle import (
-    CompiledFit,
     Served,
     add_metrics,
     domain_fields,
@@ -46,6 +45,7 @@ from export.calib_bundle import (
     write_element_bundle,
 )
 from export.calib_data import Fitted, LabScan, PymcaRef, epochs_for, load_scan, split_scans
+from export.element_bundle import FitOnGrid
 from proto.identity import identity_map
 from proto.instrument import load as load_description
 from training.jsonutil import jsonable
@@ -170,7 +170,7 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
                                  for s, p in tr])
     outputs = fitted.model.outputs
     sets = _held_sets(ref, parts, [str(d) for d in test_detectors], steps)
-    fit = CompiledFit(fitted.model, grid)
+    fit = FitOnGrid(fitted.model, grid)
     steps.start("residual")
     net, res_metrics = (None, {"skipped": "--no-residual"}) if not residual else _residual(
         fit, (tr_counts, tr_live, labels), sets[0], fitted, epochs)
@@ -214,7 +214,7 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
                                                    live, areas, sigma, np.ones(len(live)))[
                 :, :len(outputs)]
         if refine:
-            held.preds[ev.RECAL] = CompiledFit(h.fitted.model, h.scan.grid)(
+            held.preds[ev.RECAL] = FitOnGrid(h.fitted.model, h.scan.grid)(
                 counts / live[:, None], live)[0]
         held.preds[ev.ROI] = roi.predict(rates_from_counts(counts, live, h.scan.grid))
         scores.append(ev.score(held))

@@ -34,7 +34,7 @@ import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from export import domain, graph, parity
-from export.fastfit import build_model, configured_fit, reference_fit
+from export.fastfit import FastFitModel, build_model, configured_fit, reference_fit
 from export.fastfit_graph import build_graph, run, session
 from proto.bundle import Bundle, write_bundle
 from proto.domain import Domain, Subspace, within_dwell
@@ -71,20 +71,13 @@ def sigma_name(output: str) -> str:
     return f"{output}_sigma"
 
 
-class CompiledFit:
-    """PyMca's fast fit of an instrument description on its own calibration grid: a FitFn
-    ((rates, live) -> (areas, sigma) counts/s) backed by the compiled graph."""
+class FitOnGrid:
+    """A FastFitModel compiled on `grid`: a training.residual FitFn ((rates, live) -> (areas,
+    sigma) counts/s) backed by the graph, with the float64 reference beside it."""
 
-    def __init__(self, instrument: str | Path | InstrumentDescription, *,
-                 continuum_bin_kev: float = CONTINUUM_BIN_KEV, threads: int = 2) -> None:
-        self.desc = (instrument if isinstance(instrument, InstrumentDescription)
-                     else load_description(instrument))
-        self.continuum_bin_kev = continuum_bin_kev
-        self.cfg = make_config(self.desc, continuum_bin_kev=continuum_bin_kev)
-        self.grid = bundle_grid(self.desc, self.cfg["maxrf"]["fit_kev"])
-        self.fitter = configured_fit(self.cfg)  # PyMca's own fit, configured (reference)
-        self.model = build_model(self.cfg, self.grid.channels, fitter=self.fitter)
-        self.graph = build_graph(self.model, quantity="counts_per_live_second")
+    def __init__(self, model: FastFitModel, grid: EnergyGrid, threads: int = 2) -> None:
+        self.model, self.grid = model, grid
+        self.graph = build_graph(model, quantity="counts_per_live_second")
         self.session = session(self.graph, threads)
 
     @property
@@ -99,6 +92,20 @@ class CompiledFit:
                   ) -> tuple[np.ndarray, np.ndarray]:
         """The same fit in float64 numpy with PyMca's own background code (parity)."""
         return reference_fit(self.model, rates, np.asarray(live_time_s).reshape(-1))
+
+
+class CompiledFit(FitOnGrid):
+    """PyMca's fast fit of an instrument description on its own calibration grid."""
+
+    def __init__(self, instrument: str | Path | InstrumentDescription, *,
+                 continuum_bin_kev: float = CONTINUUM_BIN_KEV, threads: int = 2) -> None:
+        self.desc = (instrument if isinstance(instrument, InstrumentDescription)
+                     else load_description(instrument))
+        self.continuum_bin_kev = continuum_bin_kev
+        self.cfg = make_config(self.desc, continuum_bin_kev=continuum_bin_kev)
+        grid = bundle_grid(self.desc, self.cfg["maxrf"]["fit_kev"])
+        self.fitter = configured_fit(self.cfg)  # PyMca's own fit, configured (reference)
+        super().__init__(build_model(self.cfg, grid.channels, fitter=self.fitter), grid, threads)
 
 
 def _residual_nodes(net: ResidualNet, areas: str, sigma: str) -> tuple[list, list, str]:

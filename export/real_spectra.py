@@ -33,8 +33,9 @@ from pathlib import Path
 import numpy as np
 
 from export import calib_eval as ev
-from export.calib_bundle import CompiledFit, Served
+from export.calib_bundle import Served
 from export.calibrate import calibrate
+from export.element_bundle import FitOnGrid
 from export.fastfit import build_model, configured_fit, family, pymca_fast_fit
 from proto.bundle import BundleError, read_manifest
 from proto.elements import LINE_GROUP
@@ -81,7 +82,7 @@ def m6_section(real: Path, models: Path) -> tuple[str, dict]:
     fitter = configured_fit(cfg)
     model = build_model(cfg, grid.channels, fitter=fitter)
     outputs = model.outputs
-    fit = CompiledFit(model, grid)
+    fit = FitOnGrid(model, grid)
     names, areas, _ = pymca_fast_fit(y[None], cfg, fitter=fitter)
     pymca = _outputs(model, names, areas)[0] / live
     ours, sigma = fit(y[None] / live, np.array([live]))
