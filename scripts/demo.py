@@ -21,24 +21,18 @@ import argparse
 import importlib.util
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
+
+from processes import free_port, stop  # scripts/, beside this file
 
 from proto.bundle import KINDS
 from proto.dataset import open_dataset
 from training.catalogue import HELD_OUT, scene_candidates
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def find_scene(data: Path, tiny_dir: Path) -> Path:
@@ -184,13 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         export(py, recording and str(out / "recordings" / recording), out / "maps", env)
         return 0
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(procs)
         log.close()
 
 

@@ -22,8 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,6 +32,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run as a file: the project's packages
+
+from processes import free_port, stop  # noqa: E402  (scripts/, beside this file)
 
 from proto.dataset import open_dataset  # noqa: E402
 from training import camera  # noqa: E402
@@ -56,12 +56,6 @@ def rel(path: Path) -> str:
 def step(title: str, args: list[str], **kw) -> subprocess.CompletedProcess:
     print(f"\n[lab-rgb] {title}\n$ python {' '.join(args)}", flush=True)
     return subprocess.run([*PY, *args], cwd=ROOT, env=ENV, check=True, **kw)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def scene_file(data: Path, name: str, out: Path, tiny: bool) -> Path:
@@ -128,13 +122,7 @@ def serve_and_watch(models: Path, scan: Path, out: Path, foreign: Path
         print((other.stdout + other.stderr).strip(), flush=True)
         return png / "rgb.png", recording, other
     finally:
-        for p in reversed(procs):
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        stop(procs)
         log.close()
 
 
