@@ -33,7 +33,9 @@ def run_trust(rgb: dict, out: Path, quick: bool) -> str:
             "reconstruction error of the preprocessed spectrum. AUROC = how well the score "
             "ranks pixels of the test scene's `novel` mask (a pigment absent from training) "
             "above the rest (0.5 = chance). The default edge model (`make train`) is the first "
-            f"row's (trained on `{TRUST_TRAIN}`).\n"]
+            f"row's trained on `{TRUST_TRAIN}` plus the rgb model's pigment library (smalt "
+            "included, so its novel-pigment AUROC is lower: see the trust bundle's manifest), "
+            "the inputs of the model it guards.\n"]
     rows, panels = [], []
     for label, scorer, trs, tests in cases:
         for s in tests:
