@@ -11,7 +11,7 @@ export PYTHONHASHSEED := 0
 
 .PHONY: setup lint format test smoke-edge data train export serve replay watch view status demo \
 	demo-models bench fuzz soak report labels convert vectors clean calibrate-rgb lab-rgb-demo \
-	calibrate
+	calibrate elements-mistral
 
 setup: $(VENV_STAMP)
 
@@ -84,6 +84,14 @@ status: setup
 demo: setup
 	@test -f $(MODELS)/rgb/manifest.json || $(MAKE) --no-print-directory demo-models
 	$(PY) scripts/demo.py --models $(MODELS) --data $(DATA) --out $(OUT)/demo
+
+# The M1 Mistral element bundle by the same path (its instrument file, trained on m1_virgin):
+# models/m1/elements_m1; copy it to models/elements to serve M1 scans with it.
+elements-mistral: setup
+	$(PY) -m export.element_bundle train --instrument training/instruments/m1_mistral.toml \
+		--data $(DATA) --scene m1_virgin --name elements_m1 --out $(ARTIFACTS)/trained
+	$(PY) -m export model elements_m1 --trained $(ARTIFACTS)/trained --out $(MODELS)/m1 \
+		--data $(DATA)
 
 demo-models: setup
 	$(PY) -m training.scenes --out $(DATA) --only m1_virgin --only m1_child --only m6_corpus

@@ -56,7 +56,8 @@ def tiny_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def bundle(tiny_data, tmp_path_factory) -> Path:
     """Trained briefly, the residual forced on for every element (so the gate is seen), half
-    by each MLP, saved as an artifact and exported through it as `make export` does."""
+    by each MLP (the graph's plumbing of both), saved as an artifact and exported through it
+    as `make export` does."""
     net, info = train_elements(M6, tiny_data / "m6_corpus_tiny.h5", fit=_fit(),
                                cfg=ResidualConfig(epochs=2, hidden=16))
     with torch.no_grad():

@@ -66,6 +66,11 @@ class ResidualConfig:
     keep_gain: float = 0.01  # keep an element's residual if it lowers held-out RMSE by >= 1 %
     stats_spectra: int = 50_000  # feature statistics and the linear branch from <= this many
     refit_all: bool = True  # after choosing on the held-out pixels, train again on all
+    # the second MLP, that also sees the fast fit's areas and sigma: off by default. On the
+    # M6 (trained on m6_corpus, tested on m6_ioannis at 10 ms) it lowered Ca, Au and Hg a
+    # little more but raised As and Pb above the fast fit alone (0.89 and 0.51 against 0.78
+    # and 0.43): it learns the corpus's As/Pb mixtures, which held-out corpus pixels share.
+    fit_head: bool = False
     feature_kev: tuple[float, float] = FEATURE_KEV
     feature_bin_kev: float = FEATURE_BIN_KEV
 
@@ -89,12 +94,11 @@ def feature_layout(grid: EnergyGrid, kev: tuple[float, float] = FEATURE_KEV,
 class ResidualNet(nn.Module):
     """(rates on the bundle grid, fast-fit areas, sigma) -> residual (N, G) counts/s.
 
-    A closed-form linear branch on (binned rates, areas) and two of the study's one-hidden-
-    layer MLPs on what it leaves: `body` on the sqrt features alone (the study's inputs),
-    `body_fit` on the features plus the fast fit's areas and sigma. Per element, held-out
-    pixels choose which one serves it, if any (`keep`, `keep_fit`: 0/1, at most one each):
-    seeing the fit helps the denoising of some maps and over-fits the overlaps of others (As
-    under Pb L on a painting not trained on). In units of each output's RMS (`out_scale`)."""
+    A closed-form linear branch on (binned rates, areas) and the study's one-hidden-layer MLP
+    `body` on the sqrt features, on what the branch leaves; optionally (ResidualConfig
+    fit_head) a second MLP `body_fit` that also sees the fast fit's areas and sigma. Per
+    element, held-out pixels choose which one serves it, if any (`keep`, `keep_fit`: 0/1, at
+    most one each). In units of each output's RMS (`out_scale`)."""
 
     def __init__(self, start: int, stop: int, bin: int, outputs: int, hidden: int = 256) -> None:
         super().__init__()
@@ -243,7 +247,7 @@ def _train_heads(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualCo
     on_epoch(epoch) after each (evaluation, snapshots)."""
     t = [torch.from_numpy(x) for x in (p.binned, p.areas, p.sigma)]
     goal = torch.from_numpy(((p.targets - p.areas) / net.out_scale.numpy()).astype(np.float32))
-    params = [*net.body.parameters(), *net.body_fit.parameters()]
+    params = [*net.body.parameters(), *(net.body_fit.parameters() if cfg.fit_head else [])]
     opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.wd)
     steps = cfg.epochs * -(-len(idx) // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1),
@@ -258,7 +262,9 @@ def _train_heads(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualCo
             x_lin, f, fas = net.inputs(t[0][j], t[1][j], t[2][j])
             with torch.no_grad():
                 left = goal[j] - net.linear(x_lin)
-            loss = ((net.body(f) - left) ** 2).mean() + ((net.body_fit(fas) - left) ** 2).mean()
+            loss = ((net.body(f) - left) ** 2).mean()
+            if cfg.fit_head:
+                loss = loss + ((net.body_fit(fas) - left) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -310,7 +316,7 @@ def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.
     none = ((areas - truth) ** 2).mean(axis=0)
     choice = np.zeros(g, int)  # 0 fast fit alone, 1 body, 2 body_fit
     for j in range(g):
-        cand = [none[j], mse[best[0], 0, j], mse[best[1], 1, j]]
+        cand = [none[j], mse[best[0], 0, j], mse[best[1], 1, j] if cfg.fit_head else np.inf]
         k = int(np.argmin(cand))
         if k and np.sqrt(cand[k]) <= (1 - cfg.keep_gain) * np.sqrt(none[j]):
             choice[j] = k
