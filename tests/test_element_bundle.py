@@ -116,6 +116,28 @@ def test_edge_serves_the_residual_inside_the_domain_only(bundle, tiny_data):
     assert not np.allclose(with_res[:, :8], fit_alone[:, :8])  # the residual does something
 
 
+def test_status_says_where_the_residual_was_served(bundle, tiny_data):
+    """detail.scan of the status (edge.instruments.trust_detail): the share of the scan's
+    pixels the residual was served on."""
+    from types import SimpleNamespace
+
+    from edge.instruments import trust_detail
+    from proto.dataset import open_dataset
+
+    session = ModelSession(bundle, threads=1)
+    with open_dataset(tiny_data / "m6_ioannis_tiny.h5") as ds:
+        counts = np.asarray(ds.counts).reshape(-1, ds.shape[2])[:40]
+        live = np.asarray(ds.live_time_s, np.float32).reshape(-1)[:40]
+        engine = Engine({"elements": session}, ds.grid, 64)
+    engine.run(counts[:30], live[:30])
+    engine.run(counts[30:], live[30:] * 10)  # a tenfold dwell: not served
+    scan = SimpleNamespace(start=None, engine=engine,
+                           canvas=SimpleNamespace(foreign=set(), threshold=None))
+    served = trust_detail(scan)["residual_served"]["elements"]
+    assert served <= 0.75 and served == pytest.approx(engine.gated_share()["elements"],
+                                                      abs=1e-4)
+
+
 def test_residual_off_above_the_trained_dwell(bundle, tiny_data):
     """The same pixels at 10x their live time (a 100 ms scan for a residual trained at 10 ms):
     the edge feeds in_domain = 0, so the fast fit alone, and the served share says so."""
