@@ -2,7 +2,7 @@
 the edge serves it) against today's linear+mlp on the simulated held-out scenes, per element.
 
     python scripts/compare_elements.py [--bundle models/elements] [--data data]
-        [--linmlp artifacts/compare/linmlp] [--out reports/elements_vs_linmlp.md]
+        [--linmlp artifacts/compare/linmlp] [--out reports/elements_vs_linmlp.md] [--seeds 1 2]
 
 linear+mlp is trained here on m6_corpus exactly as `train default` trained it before
 (training.train.train_element_linmlp, the default config) unless --linmlp names a saved
@@ -10,11 +10,14 @@ artifact of it (saved there after training, so a rerun reuses it). The bundle ru
 edge.inference.Engine (rebin from the scene's calibration, live time, in-domain mark), both on
 m6_ioannis (10 ms) and m6_ioannis_100ms; rows: relative RMSE and Pearson r, the fast fit
 alone (the same bundle, residual gated off) as a third row. A miss is marked with '!'.
+--seeds adds linear+mlp trained with other seeds: how far its default-seed row (REPORT.md's)
+is from a typical draw of the same recipe.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from pathlib import Path
@@ -58,14 +61,16 @@ def bundle_maps(folder: Path, path: Path, rows: int = 8) -> tuple[np.ndarray, np
     return np.concatenate(served), np.concatenate(alone), float(np.concatenate(inside).mean())
 
 
-def linmlp(data: Path, saved: Path | None):
+def linmlp(data: Path, saved: Path | None, seed: int = train.DEFAULT.seed):
     if saved is not None and (saved / "elements" / "info.json").exists():
         return artifacts.load("elements", saved)[0]
-    setup(train.DEFAULT.seed, train.DEFAULT.threads)
+    cfg = dataclasses.replace(train.DEFAULT, seed=seed)
+    setup(cfg.seed, cfg.threads)
     tr = load_scene(scene_path(data, EL_TRAIN))
     t0 = time.perf_counter()
-    net = train.train_element_linmlp(tr, train.DEFAULT.el_epochs)
-    print(f"linear+mlp trained on {tr.name} in {time.perf_counter() - t0:.0f} s", flush=True)
+    net = train.train_element_linmlp(tr, cfg.el_epochs, cfg)
+    print(f"linear+mlp (seed {seed}) trained on {tr.name} in {time.perf_counter() - t0:.0f} s",
+          flush=True)
     if saved is not None:
         artifacts.save("elements", net, train.element_info(
             tr.name, tr.path, len(tr.rates), {}, model="element_linmlp"), saved)
@@ -79,9 +84,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default="data")
     ap.add_argument("--linmlp", default="artifacts/compare/linmlp")
     ap.add_argument("--out", default=None, help="also write the table to this file")
+    ap.add_argument("--seeds", type=int, nargs="*", default=[],
+                    help="also train linear+mlp with these seeds (its spread, beside the "
+                         "default seed's row that REPORT.md holds)")
     a = ap.parse_args(argv)
     data = Path(a.data)
-    net = linmlp(data, Path(a.linmlp) if a.linmlp else None)
+    saved = Path(a.linmlp) if a.linmlp else None
+    net = linmlp(data, saved)
+    others = {s: linmlp(data, saved and saved.with_name(f"{saved.name}_seed{s}"), s)
+              for s in a.seeds if s != train.DEFAULT.seed}
     names = list(ELEMENTS)
     lines = ["| dwell | model | metric | " + " | ".join(names) + " |",
              "|---|---|---|" + "---|" * len(names)]
@@ -90,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         path = scene_path(data, scene)
         test = load_scene(path)
         rows = {"linear+mlp (old default)": predict(net, test.rates)}
+        rows.update({f"linear+mlp, seed {s}": predict(n, test.rates) for s, n in others.items()})
         served, alone, inside = bundle_maps(Path(a.bundle), path)
         rows["fast fit + residual (new)"], rows["fast fit alone"] = served, alone
         dwell = f"{test.dwell_s * 1000:g} ms"
