@@ -105,7 +105,7 @@ def test_the_page_grows_then_matches_the_daemon(world):
     wait(lambda: "connected" in driver.find_element(By.ID, "link").text, what="the link")
     hashes: list[int] = []
     run = threading.Thread(target=replay, args=(scan, d.ingest),
-                           kwargs={"scan_id": "painting", "dwell_s": 0.0015,
+                           kwargs={"scan_id": "painting", "dwell_s": 0.0025,
                                    "pixels_per_message": 8})
     run.start()
     try:
@@ -148,6 +148,9 @@ def test_a_late_page_shows_the_same(world):
 
 def test_a_click_shows_the_pixels_spectrum(world):
     *_, scan, driver = world
+    # the readout shows the chosen element's value: choose Fe here, not only in the test above
+    Select(driver.find_element(By.ID, "element")).select_by_visible_text("Fe")
+    wait(lambda: js(driver, "state()")["sel"] == 2, what="Fe selected")
     canvas = driver.find_element(By.ID, "rgb-view")
     x, y = js(driver, "screenOf(arguments[0], arguments[1])", *FACE)
     size = canvas.size
