@@ -161,12 +161,7 @@ def test_the_full_frame_clock_stops_while_nothing_changes():
     of rgb and trust (8 tiles of 16 MiB) with its first pixel; now the time without change
     does not count: its first pixels go out as regions, and the refresh comes once the topic
     has changed for its period."""
-    p, sock, canvas = full_frame_publisher()
-    p.full_every_s = 4.0
-    p.publish(canvas, "s", 0, 100.0, force=True)
-    while p.pending:
-        p.drain(0)
-    sock.take()
+    p, sock, canvas = sent_full_frame(4.0, 100.0)
     for t in range(101, 130):  # 29 s, nothing new
         p.publish(canvas, "s", 0, float(t))
     assert not sock.take()
@@ -174,6 +169,17 @@ def test_the_full_frame_clock_stops_while_nothing_changes():
     assert rgb_regions(p, sock, canvas, 132.0, 2) == [(2, 0, 1, 1)]
     # past 4 s of change since the forced frame: the refresh's first tile, behind the region
     assert rgb_regions(p, sock, canvas, 134.5, 3) == [(3, 0, 1, 1), (0, 0, 64, 21)]
+
+
+def sent_full_frame(full_every_s: float, t: float) -> tuple[Publisher, Sock, Canvas]:
+    """full_frame_publisher with its period, after a forced full frame at `t` went out whole."""
+    p, sock, canvas = full_frame_publisher()
+    p.full_every_s = full_every_s
+    p.publish(canvas, "s", 0, t, force=True)
+    while p.pending:
+        p.drain(0)
+    sock.take()
+    return p, sock, canvas
 
 
 def rgb_regions(p: Publisher, sock: Sock, canvas: Canvas, t: float, x: int) -> list:
@@ -191,12 +197,7 @@ def test_a_big_canvas_is_refreshed_a_tile_a_period_in_turn():
     MiB every 8 s): a run of turns each encoding a tile, ingest waiting. Now one tile a
     period, in turn, so the whole canvas still comes every k periods; a one-tile canvas
     still gets its full frame each period."""
-    p, sock, canvas = full_frame_publisher()
-    p.full_every_s = 1.0
-    p.publish(canvas, "s", 0, 100.0, force=True)
-    while p.pending:
-        p.drain(0)
-    sock.take()
+    p, sock, canvas = sent_full_frame(1.0, 100.0)
     got = [rgb_regions(p, sock, canvas, 100.0 + 1.01 * k, 10 + k)[1:] for k in range(1, 6)]
     rows = [(0, 0, 64, 21)], [(0, 21, 64, 21)], [(0, 42, 64, 21)], [(0, 63, 64, 1)]
     assert got == [*rows, rows[0]]
