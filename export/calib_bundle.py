@@ -191,6 +191,12 @@ class Served:
             out.append(y[:, cols])
         return np.concatenate(out) if out else np.zeros((0, len(cols)), np.float32)
 
+    def inside(self, counts: np.ndarray, live: np.ndarray, grid: EnergyGrid) -> np.ndarray:
+        """(N,) where the residual is served: `in_domain` of the stream's counts on `grid`."""
+        t = np.maximum(live, 1e-12)
+        return self.in_domain(counts_per_live_second(counts, t, Rebinner(grid, self.manifest.grid)),
+                              t.astype(np.float32))
+
     def in_domain(self, rates: np.ndarray, live: np.ndarray) -> np.ndarray:
         """(N,) the edge's gate: inside the subspace and within the training dwells."""
         inside = np.ones(len(rates), bool)

@@ -100,6 +100,10 @@ def m6_section(real: Path, models: Path) -> tuple[str, dict]:
             ev.ROI: roi_sums(rates_from_counts(short, lt, grid), outputs) * gain}
     if bundle is not None:
         rows[ev.RESIDUAL] = bundle(short, lt, grid, outputs)
+        n_in = int(bundle.inside(np.vstack([y[None], short]), np.append(live, lt), grid).sum())
+        bundle_note += (f" Its residual is served only inside its training domain (simulated "
+                        f"M6 spectra): here on {n_in} of the {1 + RESAMPLES} spectra, so "
+                        "elsewhere that row is the fast fit, as the edge serves and says it.")
     sigma_short = fit(short / RESAMPLE_S, lt)[1].mean(axis=0)
     found = pymca > 3 * sigma[0]
     head = ["element", "PyMca c/s", "σ c/s", "fast fit", ev.RESIDUAL, "ROI (model gain)",

@@ -91,6 +91,22 @@ def test_fastfit_bundle_single_input(calibrated, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-2)
 
 
+def test_served_says_where_the_residual_would_be_served(calibrated):
+    """Served.inside (export.real_spectra's count of served spectra): the calibrating
+    detector's own pixels at their dwell are inside the bundle's domain, the same pixels at
+    ten times their live time are not (a residual learned at 100 ms, BUNDLE.md in_domain)."""
+    from export.calib_bundle import Served
+    from export.calib_data import load_scan
+    from proto.instrument import load
+
+    tmp, _ = calibrated
+    scan = load_scan(IXRF, "0", load(TOML))
+    served = Served(tmp / "models" / "elements")
+    counts, live = scan.counts[:100], scan.live_time_s[:100]
+    assert served.inside(counts, live, scan.grid).mean() > 0.9
+    assert not served.inside(counts, live * 10, scan.grid).any()
+
+
 def _held(ref, pred_fast, pred_roi, repeat=None):
     h = ev.HeldOut("set", ("A", "B"), ref, np.full_like(ref, 1.0), repeat=repeat)
     h.preds[ev.FAST], h.preds[ev.ROI] = pred_fast, pred_roi
