@@ -201,7 +201,8 @@ def screenshot(driver, path: Path) -> None:
 
 def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_path):
     """A stand-in daemon (the protocol's two sockets) publishes Fe with an `Fe_sigma` plane:
-    pixels under 3 sigma are grey, the others coloured, and the legend says why."""
+    pixels at or under 3 sigma are grey (an area fixed at zero too), the others coloured, and
+    the legend says why."""
     import types
 
     import zmq
@@ -215,12 +216,14 @@ def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_p
                                  snapshot=f"tcp://127.0.0.1:{free_port()}")
     pub.bind(fake.previews)
     router.bind(fake.snapshot)
-    fe = np.array([[[10, 10, 1, 1], [10, 10, 1, 1]]], np.float32)
+    fe = np.array([[[10, 10, 1, 0], [10, 10, 1, 1]]], np.float32)
+    sigma = np.ones_like(fe)
+    sigma[0, 0, 3] = 0.0  # (3, 0): an area the fit fixed at zero, sigma 0
     frames = (
         wire.Preview("rgb", "dl", 1, (0, 0, 4, 2), True, ("R", "G", "B"),
                      np.full((2, 4, 3), 128, np.uint8)),
         wire.Preview("elements", "dl", 1, (0, 0, 4, 2), True, ("Fe", "Fe_sigma"),
-                     np.concatenate([fe, np.ones_like(fe)])),
+                     np.concatenate([fe, sigma])),
     )
     reply = wire.encode(wire.SnapshotReply(
         "dl", 1, wire.ScanStart("dl", 4, 2, 16, 0.0, 0.02, 0.1), frames,
@@ -245,6 +248,7 @@ def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_p
         wait(lambda: js(driver, "canvasPixel('element-view', 3, 1)") == [128, 128, 128],
              what="grey below 3 sigma")
         assert js(driver, "canvasPixel('element-view', 0, 0)") != [128, 128, 128]
+        assert js(driver, "canvasPixel('element-view', 3, 0)") == [128, 128, 128]  # 0 <= 3 x 0
     finally:
         v.stop()
         stop.set()

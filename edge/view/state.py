@@ -8,8 +8,9 @@ x (3 + 4 E + 4)) plus their overview and the element planes' block maxima (at mo
 MAX_SIDE**2 x (3 + 8 E + 4)), nothing per browser.
 
 Element planes named `<element>_sigma` (or `<element>_errors`, the name the recording's
-NeXus `predictions` group uses) are the uncertainty of `<element>`; the daemon publishes
-none yet. When one exists the page greys a pixel below its detection limit (value < 3 sigma).
+NeXus `predictions` group uses) are the uncertainty of `<element>`; the fast fit's element
+bundle publishes them (counting statistics). The page greys a pixel below its detection limit
+(value <= 3 sigma: an area the fit fixed at zero has sigma 0 and is not detected either).
 """
 
 from __future__ import annotations
