@@ -29,6 +29,7 @@ from proto.bundle import BundleError
 from proto.dataset import DatasetError, open_dataset
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid
+from proto.energy_axis import MAX_HELD, decide_in_order
 
 MARKER = "archive"
 
@@ -42,10 +43,12 @@ def _engine(models: str, grid: EnergyGrid) -> tuple[Engine, dict[str, str]]:
     return Engine(sessions, grid, Config.max_batch), shas
 
 
-def infer_block(path: str, block: Block, models: str, bundles: dict[str, str]) -> tuple:
-    """(y, x, {kind: (N, K)}) for the block's acquired pixels."""
+def infer_block(path: str, block: Block, models: str, bundles: dict[str, str],
+                axis: tuple[float, float] | None = None) -> tuple:
+    """(y, x, {kind: (N, K)}) for the block's acquired pixels, read on the energy axis
+    `axis` (offset, gain) where the client decided one (stream_axis), else the stated."""
     with open_dataset(path) as ds:
-        grid = ds.grid
+        grid = ds.grid if axis is None else EnergyGrid(*axis, ds.grid.channels)
         acquired = ds.file["acquired"][block.rows].astype(bool)
         yy, xx = np.nonzero(acquired)
         counts = ds.counts[block.rows][yy, xx]
@@ -57,6 +60,25 @@ def infer_block(path: str, block: Block, models: str, bundles: dict[str, str]) -
 
 
 # ---- the client ------------------------------------------------------------------------
+def stream_axis(sessions: dict, ds) -> tuple[float, float] | None:
+    """The energy axis the daemon reads this recording's stream on (proto.energy_axis,
+    decided on its first pixels; rows in order stand in for the arrival order), or None."""
+    check = getattr(sessions.get("elements"), "axis", None)
+    if check is None:
+        return None
+    acquired, parts, total = np.asarray(ds.acquired), [], 0.0
+    for y in range(ds.shape[0]):
+        if total >= check.min_counts or sum(len(p) for p in parts) >= MAX_HELD:
+            break
+        if acquired[y].any():
+            parts.append(np.asarray(ds.counts[y])[acquired[y]])
+            total += float(parts[-1].sum())
+    if not parts:
+        return None
+    served = decide_in_order(check, np.concatenate(parts), ds.grid).served
+    return (served.offset, served.gain)
+
+
 def _marker(inputs: str, bundles: dict[str, str], maps: str) -> str:
     return json.dumps({"inputs": inputs, "bundles": bundles, "maps": maps}, sort_keys=True)
 
@@ -99,12 +121,13 @@ def reprocess(
                 h, w, _ = ds.shape
                 plan = _blocks.plan_dataset(ds, block_pixels)
                 pixel_um = ds.scan.get("pixel_size_um")
+                axis = stream_axis(sessions, ds)
         except (DatasetError, OSError, KeyError, ValueError) as e:
             summary.failed.append(Failure(path, "open", str(e)))
             continue
         target = str(Path(path).resolve())
         jobs[path] = {"left": len(plan), "canvas": Canvas(h, w, names), "pixel_um": pixel_um}
-        finals += [runner.submit(path, "infer", b, infer, target, b, models, bundles)
+        finals += [runner.submit(path, "infer", b, infer, target, b, models, bundles, axis)
                    for b in plan]
 
     def on_result(task: Task, result: tuple) -> None:

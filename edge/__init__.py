@@ -5,6 +5,7 @@ or export). `python -m edge serve|replay|watch|status|reload`.
 
     scanner --PUSH--> [PULL] daemon.py: decode (proto.wire) -> scan.py checks
         -> recorder.py (proto.dataset, flushed <= 1 s, before inference)
+        -> scan.py: the stream's energy axis checked on its first pixels (proto.energy_axis)
         -> inference.py (rebin per model grid, / live time, micro-batch, ORT)
         -> canvas.py -> publisher.py [PUB rgb/elements/trust/status, ROUTER snapshot]
     clients: watch.py (Clone pattern, PNGs via png.py), `edge status`, any subscriber.

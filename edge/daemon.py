@@ -168,21 +168,27 @@ class Daemon(ScanLifecycle, RequestHandling):
         if not ok.all():
             self.count_not_inferred(scan, marks[~ok])
             x, y, counts, live = x[ok], y[ok], counts[ok], live[ok]
-        if len(x):
-            try:
-                out, outside = scan.engine.run_checked(counts, live)
-            except Exception as e:  # recorded anyway; the preview just misses these pixels
-                scan.not_inferred["inference_error"] += len(x)
-                self.not_inferred["inference_error"] += len(x)
-                self.stats.last_error = f"inference_error: {e}"[:300]
-                log.error("inference failed: %s", e)
-                return
-            self.stats.repeated += scan.canvas.update(
-                x, y, out.get("rgb"), out.get("elements"), out.get("trust"), outside)
+        for ready in scan.for_inference(x, y, counts, live):
+            self.infer(scan, *ready)
         done = time.monotonic()
         self.stats.batches += 1
         received = np.fromiter((t for t, _ in batch), dtype=np.float64, count=len(batch))
         self.stats.latencies((done - received) * 1e3)
+
+    def infer(self, scan: ScanState, x, y, counts, live) -> None:
+        """Run the models on recorded pixels and draw them (a failure is counted)."""
+        if not len(x):
+            return
+        try:
+            out, outside = scan.engine.run_checked(counts, live)
+        except Exception as e:  # recorded anyway; the preview just misses these pixels
+            scan.not_inferred["inference_error"] += len(x)
+            self.not_inferred["inference_error"] += len(x)
+            self.stats.last_error = f"inference_error: {e}"[:300]
+            log.error("inference failed: %s", e)
+            return
+        self.stats.repeated += scan.canvas.update(
+            x, y, out.get("rgb"), out.get("elements"), out.get("trust"), outside)
 
     # ---- messages -----------------------------------------------------------------------
     def handle_ingest(self, frames: list[bytes], t_recv: float) -> None:

@@ -98,16 +98,11 @@ class Engine:
         # costs more than it saves on a few spectra and shows up as latency spikes
         self.small = small or sessions
         self.small_batch = small_batch
-        self.grid = grid
         self.max_batch = max_batch
         # one rebinner and one input buffer per distinct model grid
         self._rebinners: dict[EnergyGrid, Rebinner] = {}
         self._buffers: dict[EnergyGrid, np.ndarray] = {}
-        for s in sessions.values():
-            g = s.manifest.grid
-            if g not in self._rebinners:
-                self._rebinners[g] = Rebinner(grid, g)
-                self._buffers[g] = np.empty((max_batch, g.channels), dtype=np.float32)
+        self.restream(grid)
         # the in-domain test of each bundle that declares one (proto.domain), computed once
         # per distinct subspace file: rgb and trust trained on one scene share theirs
         self.subspaces: dict[str, tuple[str, EnergyGrid, Subspace]] = {
@@ -122,6 +117,16 @@ class Engine:
         for n in (1, small_batch + 1, max_batch):
             self.run(np.zeros((n, grid.channels), dtype=np.uint16), np.ones(n, np.float32))
         self.gate_counts = {kind: [0, 0] for kind in self.gate_counts}  # warm-up not counted
+
+    def restream(self, grid: EnergyGrid) -> None:
+        """Read the stream's channels on `grid` from now on (its energy axis as checked,
+        proto.energy_axis): one rebinner and input buffer per distinct model grid."""
+        self.grid = grid
+        for s in self.sessions.values():
+            g = s.manifest.grid
+            self._rebinners[g] = Rebinner(grid, g)
+            if g not in self._buffers:
+                self._buffers[g] = np.empty((self.max_batch, g.channels), dtype=np.float32)
 
     def gated_share(self) -> dict[str, float]:
         """kind -> share of the pixels run so far whose learned residual was served."""

@@ -28,6 +28,7 @@ from proto.bundle import (
     check_graph_metadata,
     load_bundle,
 )
+from proto.energy_axis import AxisCheck, NetFn, load_check
 from proto.messages import MAX_ELEMENTS, MAX_ID
 
 FLOAT = "tensor(float)"
@@ -110,6 +111,12 @@ def check_servable(manifest: Manifest) -> None:
                               f"preview's names have at most {MAX_ID}")
 
 
+def axis_runtime(data: bytes) -> NetFn:
+    """An elements bundle's axis.onnx (proto.energy_axis) on one thread: run once a scan."""
+    return ort.InferenceSession(data, sess_options=session_options(1),
+                                providers=["CPUExecutionProvider"]).run
+
+
 class ModelSession:
     """A bundle ready to run: `.manifest`, `.run(x (N, D) float32) -> (N, K) float32`;
     a bundle that declares extra inputs (proto.bundle.EXTRA_INPUTS) takes them as keywords."""
@@ -128,6 +135,8 @@ class ModelSession:
         try:
             check_servable(self.manifest)
             check_io(self._session, self.manifest)
+            # an elements bundle's check of each stream's energy axis (proto.energy_axis)
+            self.axis: AxisCheck | None = load_check(self.bundle, axis_runtime)
         except BundleError as e:
             raise BundleError(f"{self.folder}: {e}") from None
         self.channels = self.manifest.grid.channels

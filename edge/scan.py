@@ -21,6 +21,7 @@ from edge.recorder import Recorder
 from proto import wire
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid
+from proto.energy_axis import AxisLock
 from proto.messages import MAX_CHANNELS, MAX_HEIGHT, MAX_WIDTH
 
 
@@ -92,6 +93,8 @@ class ScanState:
     record_error: str = ""  # why recording stopped for this scan ("" while it works)
     end_status: str = ""  # how it closed (scan_end status, or "abort"); "" while open
     recording_status: str = ""  # the status its recording was closed with
+    axis: AxisLock | None = None  # the check of the stream's energy axis (proto.energy_axis)
+    held: list[tuple] = field(default_factory=list)  # recorded pixels waiting for it
 
     @property
     def scan_id(self) -> str:
@@ -108,7 +111,30 @@ class ScanState:
         canvas.track_domain(engine.subspaces)
         if "trust" in sessions:
             canvas.threshold = sessions["trust"].manifest.training_domain.score_threshold
-        return cls(start, grid, canvas, engine, recorder, dtype)
+        check = getattr(sessions.get("elements"), "axis", None)
+        axis = AxisLock(check, grid) if check is not None else None
+        return cls(start, grid, canvas, engine, recorder, dtype, axis=axis)
+
+    def for_inference(self, x, y, counts, live) -> list[tuple]:
+        """The recorded pixels to infer now, as (x, y, counts, live) batches. While the
+        stream's energy axis is being checked they wait (recorded: nothing is lost); once
+        it is decided, every held pixel is released and read on the decided axis."""
+        if self.axis is None or self.axis.verdict is not None:
+            return [(x, y, counts, live)]
+        self.axis.add(counts)
+        self.held.append((x, y, counts, live))
+        return self.release() if self.axis.ready else []
+
+    def release(self) -> list[tuple]:
+        """Decide the energy axis on what came (at scan end: whatever did) and hand back
+        the pixels that waited for it."""
+        if self.axis is None:
+            return []
+        verdict = self.axis.decide()
+        if verdict.served != self.engine.grid:
+            self.engine.restream(verdict.served)
+        held, self.held = self.held, []
+        return held
 
     @property
     def recording(self) -> bool:
@@ -163,4 +189,5 @@ class ScanState:
             "last_seq": max(0, self.last_seq),
             "seq_gaps": self.seq_gaps,
             "seq_missing": self.seq_missing,
+            **({"energy_axis": self.axis.status()} if self.axis is not None else {}),
         }

@@ -123,12 +123,8 @@ class ScanLifecycle:
                     self.count_not_inferred(state, marks[marks > 0])
                     ok = marks == 0
                     yy, xx, counts, live = yy[ok], xx[ok], counts[ok], live[ok]
-                if not len(xx):
-                    continue
-                out, outside = state.engine.run_checked(counts, live)
-                state.canvas.update(
-                    xx, yy + y0, out.get("rgb"), out.get("elements"), out.get("trust"), outside
-                )
+                for held in state.for_inference(xx, yy + y0, counts, live):
+                    self.infer(state, *held)
 
     def on_scan_start(self, msg) -> None:
         if self.scan is not None and self.scan.scan_id == msg.scan_id:
@@ -191,6 +187,8 @@ class ScanLifecycle:
         scan, self.scan = self.scan, None
         if scan is None:
             return
+        for held in scan.release():  # pixels still waiting for the energy-axis check
+            self.infer(scan, *held)
         if scan.recording:
             self.flush_due(scan, None)
         final = recording_status(scan, status, pixel_count)

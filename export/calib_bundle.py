@@ -29,11 +29,12 @@ from onnx import helper
 from export import parity as parity_check
 from export.element_bundle import FitOnGrid
 from export.fastfit import FastFitModel, reference_fit
-from export.fastfit_graph import build_graph
+from export.fastfit_graph import axis_check, build_graph
 from export.graph import check_contract, finalize, stamp
 from proto.bundle import Bundle, Manifest, load_bundle, write_bundle
 from proto.domain import Subspace, fit_subspace
 from proto.energy import EnergyGrid, Rebinner, counts_per_live_second
+from proto.energy_axis import AxisVerdict, decide_in_order, load_check
 from training.jsonutil import jsonable
 
 OUTPUT = "elements"
@@ -76,7 +77,9 @@ def write_element_bundle(fit: FitOnGrid, net, folder: str | Path, *, check_count
               "extra_inputs": eb.extra_inputs(onx)}
     fields["metrics"] = {**fields.get("metrics", {}), "parity": p.to_dict()}
     what = "fast fit + residual" if kept else "fast fit alone (no residual kept)"
-    return write_bundle(folder, data, fields, subspace), p.to_dict(), what
+    axis, files = axis_check(fit.model, fit.grid.offset, fit.grid.gain)
+    fields["domain"] = {**fields.get("domain", {}), **axis}
+    return write_bundle(folder, data, fields, subspace, files), p.to_dict(), what
 
 
 def torch_served(served, net, rates: np.ndarray, live: np.ndarray, areas: np.ndarray,
@@ -155,7 +158,9 @@ def fastfit_bundle(model: FastFitModel, grid: EnergyGrid, folder: str | Path, *,
     fields = {**fields, "kind": "elements", "grid": grid.to_dict(), "output_name": OUTPUT,
               "outputs": list(model.outputs), "units": UNITS, "opset": 17}
     fields["metrics"] = {**fields.get("metrics", {}), "parity": parity}
-    return write_bundle(folder, data, fields, subspace), parity
+    axis, files = axis_check(model, grid.offset, grid.gain)
+    fields["domain"] = {**fields.get("domain", {}), **axis}
+    return write_bundle(folder, data, fields, subspace, files), parity
 
 
 def session(data: bytes, threads: int = 1) -> ort.InferenceSession:
@@ -168,17 +173,31 @@ class Served:
     """A bundle read back from disk and run as the edge runs it: the stream's counts rebinned
     onto the manifest grid and divided by live time; the live time and the in-domain mark
     (the bundle's own subspace test) where the graph takes them; the first len(outputs)
-    columns (the areas; sigma follows where the bundle serves it)."""
+    columns (the areas; sigma follows where the bundle serves it). A stream's energy axis is
+    decided as the daemon decides it on the same pixels in the same order (proto.energy_axis):
+    `verdict` holds the last decision."""
 
     def __init__(self, folder: str | Path) -> None:
         self.bundle = load_bundle(folder)
         self.manifest = self.bundle.manifest
         self.sess = session(self.bundle.model_bytes)
         self.inputs = [i.name for i in self.sess.get_inputs()]
+        self.axis = load_check(self.bundle, lambda data: session(data).run)
+        self.verdict: AxisVerdict | None = None
+
+    def axis_for(self, counts: np.ndarray, grid: EnergyGrid) -> EnergyGrid:
+        """The axis the edge reads a stream of these pixels (scan order), stated as `grid`, on."""
+        if self.axis is None:
+            return grid
+        self.verdict = decide_in_order(self.axis, counts, grid)
+        return self.verdict.served
 
     def __call__(self, counts: np.ndarray, live: np.ndarray, grid: EnergyGrid,
-                 outputs: tuple[str, ...], batch: int = 1024, gate: bool = True) -> np.ndarray:
-        rebin = Rebinner(grid, self.manifest.grid)
+                 outputs: tuple[str, ...], batch: int = 1024, gate: bool = True,
+                 axis: EnergyGrid | None = None) -> np.ndarray:
+        """The served columns `outputs` of pixels `counts` of a stream stated on `grid`, read
+        on `axis` (None: as the edge decides it on these pixels, axis_for)."""
+        rebin = Rebinner(axis or self.axis_for(counts, grid), self.manifest.grid)
         cols = [self.manifest.outputs.index(e) for e in outputs]
         out = []
         for i in range(0, len(counts), batch):
@@ -194,8 +213,8 @@ class Served:
     def inside(self, counts: np.ndarray, live: np.ndarray, grid: EnergyGrid) -> np.ndarray:
         """(N,) where the residual is served: `in_domain` of the stream's counts on `grid`."""
         t = np.maximum(live, 1e-12)
-        return self.in_domain(counts_per_live_second(counts, t, Rebinner(grid, self.manifest.grid)),
-                              t.astype(np.float32))
+        rebin = Rebinner(self.axis_for(counts, grid), self.manifest.grid)
+        return self.in_domain(counts_per_live_second(counts, t, rebin), t.astype(np.float32))
 
     def in_domain(self, rates: np.ndarray, live: np.ndarray) -> np.ndarray:
         """(N,) the edge's gate: inside the subspace and within the training dwells."""

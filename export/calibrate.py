@@ -46,6 +46,7 @@ from export.calib_bundle import (
 )
 from export.calib_data import Fitted, LabScan, PymcaRef, epochs_for, load_scan, split_scans
 from export.element_bundle import FitOnGrid
+from proto.energy import Rebinner, counts_per_live_second
 from proto.identity import identity_map
 from proto.instrument import load as load_description
 from training.jsonutil import jsonable
@@ -199,24 +200,27 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
     scores = []
     for h in sets:
         counts, live = h.scan.counts[h.idx], np.maximum(h.scan.live_time_s[h.idx], 1e-12)
-        areas, sigma = fit(counts / live[:, None], live)
-        held = ev.HeldOut(h.label, outputs, h.reference, sigma, repeat=h.repeat)
+        # the axis the edge reads this stream on, decided on its first pixels in scan order
+        axis = served.axis_for(h.scan.counts, h.scan.grid)
+        rates = counts_per_live_second(counts, live, Rebinner(axis, grid))
+        areas, sigma = fit(rates, live)
+        held = ev.HeldOut(h.label, outputs, h.reference, sigma, repeat=h.repeat,
+                          note=served.verdict.line() if served.verdict else "")
         held.preds[ev.FAST] = areas
-        alone = served(counts, live, h.scan.grid, outputs, gate=False)
+        alone = served(counts, live, h.scan.grid, outputs, gate=False, axis=axis)
         if not np.allclose(alone, areas, rtol=1e-3, atol=1e-3 * max(sigma.max(), 1e-6)):
             raise ValueError(f"{folder}: the bundle read back differs from the fast fit")
         if serves.startswith("fast fit + residual"):
-            held.preds[ev.RESIDUAL] = served(counts, live, h.scan.grid, outputs)
+            held.preds[ev.RESIDUAL] = served(counts, live, h.scan.grid, outputs, axis=axis)
         elif net is not None:  # trained, not exported: scored in torch (the summary says so)
             from training.residual import served as with_residual
 
-            held.preds[ev.RESIDUAL] = torch_served(with_residual, net, counts / live[:, None],
-                                                   live, areas, sigma, np.ones(len(live)))[
-                :, :len(outputs)]
+            held.preds[ev.RESIDUAL] = torch_served(with_residual, net, rates, live, areas,
+                                                   sigma, np.ones(len(live)))[:, :len(outputs)]
         if refine:
             held.preds[ev.RECAL] = FitOnGrid(h.fitted.model, h.scan.grid)(
                 counts / live[:, None], live)[0]
-        held.preds[ev.ROI] = roi.predict(rates_from_counts(counts, live, h.scan.grid))
+        held.preds[ev.ROI] = roi.predict(rates_from_counts(counts, live, axis))  # same axis
         scores.append(ev.score(held))
     steps.close()
     summary = {

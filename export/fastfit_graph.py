@@ -37,6 +37,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from export.fastfit import FastFitModel
+from proto.bundle import sha256_bytes
+from proto.energy_axis import AXIS_FILE, AXIS_KEY
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -199,6 +201,47 @@ def build_graph(model: FastFitModel, *, quantity: Quantity = "counts",
     })
     onnx.checker.check_model(m)
     return m
+
+
+def axis_graph(model: FastFitModel) -> onnx.ModelProto:
+    """The energy-axis check of an element bundle (proto.energy_axis): spectra (N, C) counts
+    on the model's grid -> net (N, window), each spectrum less PyMca's background on the fit
+    window, and responses (window, P), the fit's unit responses (constant). The edge moves
+    the responses, not the spectrum, along candidate axes: rebinning the counts would smooth
+    their noise by a different amount for every candidate and bias the search."""
+    g = _Graph()
+    y = g.slice("spectra", model.first, model.first + model.window)
+    net = y
+    if model.snip_width:
+        smooth = _savgol(g, model, y) if model.savgol is not None else y
+        net = g.op("Sub", y, _snip(g, model, smooth))
+    g.nodes += [helper.make_node("Identity", [net], ["net"], name="out_net"),
+                helper.make_node("Identity", [g.const(model.derivatives)], ["responses"],
+                                 name="out_responses")]
+    graph = helper.make_graph(
+        g.nodes, "pymca_fast_fit_axis",
+        [helper.make_tensor_value_info("spectra", TensorProto.FLOAT, ["N", model.channels])],
+        [helper.make_tensor_value_info("net", TensorProto.FLOAT, ["N", model.window]),
+         helper.make_tensor_value_info("responses", TensorProto.FLOAT,
+                                       [model.window, len(model.names)])], g.inits)
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                          producer_name="maxrf-export-fastfit")
+    m.ir_version = 8
+    helper.set_model_props(m, {"maxrf.kind": "axis",
+                               "maxrf.window": f"{model.first},{model.first + model.window}"})
+    onnx.checker.check_model(m)
+    return m
+
+
+def axis_check(model: FastFitModel, grid_offset: float, grid_gain: float
+               ) -> tuple[dict, dict[str, bytes]]:
+    """An element bundle's energy-axis check for the edge: (its manifest `domain` entry, its
+    file), anchored at a quarter and three quarters of the fit window on the bundle grid."""
+    data = axis_graph(model).SerializeToString()
+    anchors = [grid_offset + grid_gain * (model.first + f * model.window) for f in (0.25, 0.75)]
+    entry = {"file": AXIS_FILE, "sha256": sha256_bytes(data), "anchors_kev": anchors,
+             "first": model.first}
+    return {AXIS_KEY: entry}, {AXIS_FILE: data}
 
 
 def session(m: onnx.ModelProto, threads: int = 1) -> onnxruntime.InferenceSession:

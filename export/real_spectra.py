@@ -90,6 +90,8 @@ def m6_section(real: Path, models: Path) -> tuple[str, dict]:
     roi = roi_sums(rates_from_counts(y[None], np.array([live]), grid), outputs)[0] * gain
     bundle, bundle_note = _default_bundle(models, outputs)
     served = None if bundle is None else bundle(y[None], np.array([live]), grid, outputs)[0]
+    if bundle is not None and bundle.verdict is not None:
+        bundle_note += f" {bundle.verdict.line()}"
     # a 100 ms pixel: Poisson resamples against PyMca's 28 s value
     rng = np.random.default_rng(0)
     short = rng.poisson(y * RESAMPLE_S / live, (RESAMPLES, y.size)).astype(np.float64)
@@ -172,7 +174,7 @@ def scan_section(title: str, summary: dict, command: str) -> str:
         note = "" if s is first else (f" This detector's PyMca total over the elements is "
                                       f"{share:.0%} of the calibrating detector's.")
         parts += [f"**{s['name']}**, {s['spectra']} spectra, against PyMca on them.{note}\n",
-                  ev.md_table(s), ""]
+                  ev.md_table(s), ""] + ([s["note"] + "\n"] if s.get("note") else [])
     parts.append(ev.summary(summary["held_out"]).replace("\n", "  \n"))
     return "\n".join(parts)
 

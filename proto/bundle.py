@@ -327,13 +327,15 @@ def _subspace(folder: Path, manifest: Manifest) -> Subspace | None:
 
 
 def write_bundle(folder: str | Path, onnx_bytes: bytes, manifest_fields: dict[str, Any],
-                 subspace: Subspace | None = None) -> Bundle:
+                 subspace: Subspace | None = None, files: dict[str, bytes] | None = None
+                 ) -> Bundle:
     """Write model.onnx + manifest.json (+ domain.npy) into `folder`; return the loaded bundle.
 
     `manifest_fields` holds kind, grid (EnergyGrid or dict), output_name, outputs,
     units, opset and optionally training, metrics, instruments, domain; sha256, created,
     project_version and format_version are filled in here, and with `subspace` the
-    domain's `subspace` entry (file, sha256, components, threshold, statistic). Each
+    domain's `subspace` entry (file, sha256, components, threshold, statistic). `files`:
+    other files the manifest names (name -> bytes, e.g. the energy-axis check). Each
     file is written to a temporary name and renamed, the manifest last, so a crash
     never leaves a bundle that verifies.
     """
@@ -367,6 +369,8 @@ def write_bundle(folder: str | Path, onnx_bytes: bytes, manifest_fields: dict[st
     folder.mkdir(parents=True, exist_ok=True)
     (folder / MANIFEST_FILE).unlink(missing_ok=True)  # invalid until both are in place
     _atomic_write(folder / MODEL_FILE, onnx_bytes)
+    for name, data in (files or {}).items():
+        _atomic_write(folder / name, data)
     if domain_bytes:
         _atomic_write(folder / DOMAIN_FILE, domain_bytes)
     else:

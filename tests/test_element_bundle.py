@@ -26,6 +26,7 @@ from export.element_bundle import (
 from proto.bundle import BundleError
 from proto.elements import ELEMENTS
 from proto.energy import Rebinner, counts_per_live_second
+from proto.energy_axis import decide_in_order
 from training import artifacts
 from training.labels import INSTRUMENTS_DIR
 from training.residual import ResidualConfig, train_residual
@@ -212,7 +213,8 @@ def _real_m6():
 
 def check_real_m6(folder: Path, fit: CompiledFit) -> dict:
     """The bundle at `folder` on the real M6 spectrum, served by edge.inference.Engine (rebin
-    from the file's calibration, live time, in-domain mark), against PyMca's FastXRFLinearFit
+    from the axis the bundle's energy-axis check decides on it, as the daemon does, live
+    time, in-domain mark), against PyMca's FastXRFLinearFit
     with the configuration generated from the same description (`fit.cfg`): every element
     PyMca finds above 3 sigma within 20 % or 3 sigma, the others within 3 sigma of zero; the
     bundle's sigma within 20 % of the spread of 300 Poisson resamples (where the area > 0)."""
@@ -221,7 +223,8 @@ def check_real_m6(folder: Path, fit: CompiledFit) -> dict:
 
     counts, live, grid = _real_m6()
     session = ModelSession(folder, threads=1)
-    engine = Engine({"elements": session}, grid, 512)
+    verdict = None if session.axis is None else decide_in_order(session.axis, counts, grid)
+    engine = Engine({"elements": session}, grid if verdict is None else verdict.served, 512)
     out, outside = engine.run_checked(counts, live)
     g = len(fit.outputs)
     ours, sigma = out["elements"][0, :g], out["elements"][0, g:]
@@ -235,7 +238,7 @@ def check_real_m6(folder: Path, fit: CompiledFit) -> dict:
     ok = np.where(found, np.abs(ours - pymca) <= np.maximum(0.2 * np.abs(pymca), 3 * sigma),
                   np.abs(ours) <= 3 * sigma)
     print(f"\n{folder}: residual {'not ' if outside['elements'][0] else ''}served "
-          f"(in domain: {not outside['elements'][0]})\n"
+          f"(in domain: {not outside['elements'][0]})\n{verdict.line() if verdict else ''}\n"
           f"{'':3} {'PyMca c/s':>10} {'bundle c/s':>10} {'sigma':>7} {'spread':>7}")
     for j, el in enumerate(fit.outputs):
         print(f"{el:3} {pymca[j]:10.2f} {ours[j]:10.2f} {sigma[j]:7.2f} {spread[j]:7.2f}"
