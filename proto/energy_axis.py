@@ -55,13 +55,15 @@ class AxisVerdict:
 
     state: str  # "locked": the refined axis is served; "kept": the stated one is;
     # "off_range": the best axis lies at the edge of the search (the stated one is served);
-    # "too_few_counts": the scan ended or MAX_HELD pixels came before MIN_COUNTS (stated)
+    # "too_few_counts": the scan ended or MAX_HELD pixels came before MIN_COUNTS (stated);
+    # "check_failed": the search raised (stated; `error` says why)
     stated: EnergyGrid
     served: EnergyGrid
     anchors_kev: tuple[float, float]
     shift_ev: tuple[float, float]  # of the best axis at the anchors, refined minus stated
     residual_drop: float  # 1 - residual(best) / residual(stated)
     counts: float  # in the sum it was decided on
+    error: str = ""  # "check_failed": why (the stated axis is served)
 
     def line(self) -> str:
         """For people: what was served and why."""
@@ -75,7 +77,9 @@ class AxisVerdict:
                "off_range": f"the best axis lies at the search's edge ({at}): the stated axis "
                             "is served; check the scanner's energy calibration",
                "too_few_counts": f"{self.counts:.0f} counts, fewer than {MIN_COUNTS} to "
-                                 "check it: the stated axis is served"}[self.state]
+                                 "check it: the stated axis is served",
+               "check_failed": f"the check failed ({self.error}): the stated axis is served",
+               }[self.state]
         return f"Energy axis ({self.state}, on the stream's first {self.counts:.0f} counts): {why}."
 
     def to_dict(self) -> dict:
@@ -84,7 +88,8 @@ class AxisVerdict:
                 "served": [float(self.served.offset), float(self.served.gain)],
                 "anchors_kev": [round(float(e), 4) for e in self.anchors_kev],
                 "shift_ev": [round(float(s), 2) for s in self.shift_ev],
-                "residual_drop": round(float(self.residual_drop), 4)}
+                "residual_drop": round(float(self.residual_drop), 4),
+                **({"error": self.error[:200]} if self.error else {})}
 
 
 def shifted(stated: EnergyGrid, anchors_kev: tuple[float, float], d1: float, d2: float
@@ -203,7 +208,12 @@ class AxisLock:
         MIN_COUNTS the stated axis is served: the search would follow the noise."""
         if self.verdict is None:
             if self.total.sum() >= self.check.min_counts:
-                self.verdict = self.check.check(self.total, self.stated)
+                try:
+                    self.verdict = self.check.check(self.total, self.stated)
+                except Exception as e:  # a scan's previews never wait on a failed check
+                    self.verdict = AxisVerdict("check_failed", self.stated, self.stated,
+                                               self.check.anchors_kev, (0.0, 0.0), 0.0,
+                                               float(self.total.sum()), f"{type(e).__name__}: {e}")
             else:
                 self.verdict = AxisVerdict("too_few_counts", self.stated, self.stated,
                                            self.check.anchors_kev, (0.0, 0.0), 0.0,

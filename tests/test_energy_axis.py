@@ -96,6 +96,20 @@ def test_untrusted_axes_are_not_served():
     assert verdict.counts < MIN_COUNTS and "fewer than" in verdict.line()
 
 
+def test_a_failing_check_serves_the_stated_axis(monkeypatch):
+    """A search that raises never holds a scan's previews: the stated axis, and why."""
+    from proto.energy_axis import AxisLock
+
+    check = _check()
+    monkeypatch.setattr(check, "residuals", lambda *a: np.linalg.solve(np.zeros((2, 2)),
+                                                                       np.ones(2)))
+    lock = AxisLock(check, GRID)
+    lock.add(_spectra(20, 5000))
+    verdict = lock.decide()
+    assert verdict.state == "check_failed" and verdict.served == GRID
+    assert "LinAlgError" in lock.status()["error"] and "failed" in verdict.line()
+
+
 def test_decided_on_the_first_pixels_in_scan_order():
     """Offline evaluation decides as the daemon does: on the first pixels up to MIN_COUNTS
     (a moved stream's later pixels do not change it)."""
