@@ -9,7 +9,8 @@ and trust bundles are models/'s when it has them, else stand-in MLPs of the defa
 
 1. end to end: a sender process -> `python -m edge serve` (recorder on, every bundle with its
    in-domain test) -> a watcher, 16 pixels per message (bench_edge.end_to_end): spectra/s of
-   wall time, and per CPU second of the daemon (the box is shared);
+   wall time, and per CPU second of the daemon (the box is shared); with the daemon's 2 ORT
+   threads a model, and with 1 (the basis of the models-alone rows);
 2. the same bundles alone: the daemon's own inference (edge.inference.Engine: rebin, live
    time, every model, domain checks) on the same spectra, 16 per call, spectra per CPU second;
    the element bundle alone and its SNIP background alone (the graph's clip passes);
@@ -124,6 +125,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
         bench_edge.DAEMON_ARGS[:] = ["--allow-foreign"]  # the stream states no instrument
         e2e = bench_edge.end_to_end(folder, tmp, pixels, 16, True)
+        # the daemon's default is 2 ORT threads a model (more spectra/s of wall time, more CPU
+        # a spectrum); the models-alone rows run one, so one thread is their like-for-like
+        bench_edge.DAEMON_ARGS[:] = ["--allow-foreign", "--threads", "1"]
+        e2e1 = bench_edge.end_to_end(folder, tmp, pixels, 16, True)
         pool = bench_edge.spectra_pool(256)
         live = np.full(len(pool), 0.001, np.float32)
         alone = engine_rate(folder, pool, live, 256)  # the daemon's micro-batch
@@ -152,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = [
         ("end to end, 16 px/msg, recorder on (wall)", e2e["rate"]),
         ("end to end, per daemon CPU second", e2e["cpu_rate"]),
+        ("end to end, 1 ORT thread a model (wall)", e2e1["rate"]),
+        ("end to end, 1 ORT thread a model, per daemon CPU second", e2e1["cpu_rate"]),
         ("every served model + domain checks alone (Engine, 256/call), per CPU s", alone),
         ("the same, 16 spectra per call, per CPU s", alone16),
         ("element bundle's fast fit alone, per CPU s", fit_rate),
@@ -162,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k}={v}" for k, v in BLAS.items()))
     for name, rate in rows:
         print(f"  {name:<62} {rate:>9,.0f} spectra/s")
-    print(f"ratios: end to end (daemon CPU) / models alone {e2e['cpu_rate'] / alone:.2f} "
+    print(f"ratios: end to end (daemon CPU) / models alone {e2e['cpu_rate'] / alone:.2f}, "
+          f"with 1 ORT thread (like for like) {e2e1['cpu_rate'] / alone:.2f} "
           f"(target >= {TARGET_SHARE}); models alone / PyMca {alone / pymca:.1f}x, "
           f"end to end (wall) / PyMca {e2e['rate'] / pymca:.1f}x (target >= {TARGET_PYMCA:g}x)")
     print(f"arithmetic: SNIP = {m.snip_width} clip passes over {m.window - 1} + "
