@@ -9,9 +9,11 @@ axis is the bundle's grid by construction."""
 
 from __future__ import annotations
 
+import json
 from functools import cache
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 
@@ -31,10 +33,11 @@ def _model():
     from export.calib_data import PymcaRef
     from proto.instrument import load
 
-    path = Path(tempfile.mkdtemp()) / "ixrf_small.toml"
-    path.write_text(TOML.read_text() + "\n[fit]\nrange_kev = [3.0, 9.5]\n")
-    fitted = PymcaRef(load(path), quick=True, refine=False).fitted(
-        np.ones((1, GRID.channels)), GRID)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "ixrf_small.toml"
+        path.write_text(TOML.read_text() + "\n[fit]\nrange_kev = [3.0, 9.5]\n")
+        desc = load(path)
+    fitted = PymcaRef(desc, quick=True, refine=False).fitted(np.ones((1, GRID.channels)), GRID)
     return fitted.model
 
 
@@ -186,6 +189,14 @@ def test_daemon_holds_the_first_pixels_then_draws_all_on_the_decided_axis(axis_m
         edge.send(wire.ScanEnd(scan_id="short", status="success", pixel_count=3))
         assert edge.daemon.finished.canvas.filled == 3
         assert edge.daemon.finished.axis.verdict.state == "too_few_counts"
+        # each recording keeps the axis its maps were read on
+        ends = {}
+        for f in edge.recordings.glob("*.h5"):
+            with h5py.File(f, "r") as h5:
+                end = json.loads(h5.attrs["end"])
+                ends[end["energy_axis"]["state"]] = end["energy_axis"]
+        assert set(ends) == {"locked", "too_few_counts"}
+        assert ends["locked"]["served"] == axis["served"]
     finally:
         edge.close()
 
