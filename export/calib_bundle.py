@@ -29,7 +29,7 @@ from onnx import helper
 from export import parity as parity_check
 from export.element_bundle import FitOnGrid
 from export.fastfit import FastFitModel, reference_fit
-from export.fastfit_graph import axis_check, build_graph
+from export.fastfit_graph import build_graph, with_axis_check
 from export.graph import check_contract, finalize, stamp
 from proto.bundle import Bundle, Manifest, load_bundle, write_bundle
 from proto.domain import Subspace, fit_subspace
@@ -77,8 +77,7 @@ def write_element_bundle(fit: FitOnGrid, net, folder: str | Path, *, check_count
               "extra_inputs": eb.extra_inputs(onx)}
     fields["metrics"] = {**fields.get("metrics", {}), "parity": p.to_dict()}
     what = "fast fit + residual" if kept else "fast fit alone (no residual kept)"
-    axis, files = axis_check(fit.model, fit.grid.offset, fit.grid.gain)
-    fields["domain"] = {**fields.get("domain", {}), **axis}
+    fields, files = with_axis_check(fields, fit.model, fit.grid)
     return write_bundle(folder, data, fields, subspace, files), p.to_dict(), what
 
 
@@ -158,8 +157,7 @@ def fastfit_bundle(model: FastFitModel, grid: EnergyGrid, folder: str | Path, *,
     fields = {**fields, "kind": "elements", "grid": grid.to_dict(), "output_name": OUTPUT,
               "outputs": list(model.outputs), "units": UNITS, "opset": 17}
     fields["metrics"] = {**fields.get("metrics", {}), "parity": parity}
-    axis, files = axis_check(model, grid.offset, grid.gain)
-    fields["domain"] = {**fields.get("domain", {}), **axis}
+    fields, files = with_axis_check(fields, model, grid)
     return write_bundle(folder, data, fields, subspace, files), parity
 
 

@@ -35,7 +35,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export import domain, graph, parity
 from export.fastfit import FastFitModel, build_model, configured_fit, reference_fit
-from export.fastfit_graph import axis_check, build_graph, run, session
+from export.fastfit_graph import build_graph, run, session, with_axis_check
 from proto.bundle import Bundle, write_bundle
 from proto.domain import Domain, Subspace, within_dwell
 from proto.elements import MAP_UNITS
@@ -351,8 +351,7 @@ def export_elements(net: ResidualNet, info: dict, folder: str | Path, data: str 
                  if any(p.exists() for p in scene_candidates(data, name))]
         metrics["test"] = {p.stem: evaluate(serve, p, fit.outputs, fit.grid) for p in tests}
     fields["metrics"] = _finite(metrics)  # r of a map without signal is NaN: null
-    axis, files = axis_check(fit.model, fit.grid.offset, fit.grid.gain)
-    fields["domain"] = {**fields.get("domain", {}), **axis}
+    fields, files = with_axis_check(fields, fit.model, fit.grid)
     return write_bundle(folder, onnx_bytes, fields, subspace, files), p
 
 

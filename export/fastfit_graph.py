@@ -38,6 +38,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export.fastfit import FastFitModel
 from proto.bundle import sha256_bytes
+from proto.energy import EnergyGrid
 from proto.energy_axis import AXIS_FILE, AXIS_KEY
 
 if TYPE_CHECKING:
@@ -233,15 +234,17 @@ def axis_graph(model: FastFitModel) -> onnx.ModelProto:
     return m
 
 
-def axis_check(model: FastFitModel, grid_offset: float, grid_gain: float
-               ) -> tuple[dict, dict[str, bytes]]:
-    """An element bundle's energy-axis check for the edge: (its manifest `domain` entry, its
-    file), anchored at a quarter and three quarters of the fit window on the bundle grid."""
+def with_axis_check(fields: dict, model: FastFitModel, grid: EnergyGrid
+                    ) -> tuple[dict, dict[str, bytes]]:
+    """An element bundle's manifest `fields` with its energy-axis check for the edge in their
+    `domain` (anchored at a quarter and three quarters of the fit window on `grid`), and the
+    check's file for write_bundle."""
     data = axis_graph(model).SerializeToString()
-    anchors = [grid_offset + grid_gain * (model.first + f * model.window) for f in (0.25, 0.75)]
+    anchors = [grid.offset + grid.gain * (model.first + f * model.window) for f in (0.25, 0.75)]
     entry = {"file": AXIS_FILE, "sha256": sha256_bytes(data), "anchors_kev": anchors,
              "first": model.first}
-    return {AXIS_KEY: entry}, {AXIS_FILE: data}
+    return ({**fields, "domain": {**fields.get("domain", {}), AXIS_KEY: entry}},
+            {AXIS_FILE: data})
 
 
 def session(m: onnx.ModelProto, threads: int = 1) -> onnxruntime.InferenceSession:

@@ -43,11 +43,10 @@ def _model():
 
 @cache
 def _check() -> AxisCheck:
-    from export.fastfit_graph import axis_check
+    from export.fastfit_graph import with_axis_check
 
-    model = _model()
-    entry, files = axis_check(model, GRID.offset, GRID.gain)
-    e = entry["energy_axis"]
+    fields, files = with_axis_check({}, _model(), GRID)
+    e = fields["domain"]["energy_axis"]
     from export.calib_bundle import session
 
     return AxisCheck(session(files[e["file"]]).run, GRID, tuple(e["anchors_kev"]), e["first"])
