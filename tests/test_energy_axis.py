@@ -200,9 +200,11 @@ def test_daemon_holds_the_first_pixels_then_draws_all_on_the_decided_axis(axis_m
         edge.close()
 
 
-def test_archive_reads_a_recording_on_the_axis_the_daemon_serves(axis_models, tmp_path):
+def test_archive_reads_a_recording_on_the_axis_the_daemon_serves(axis_models, tmp_path,
+                                                                 capsys):
     """`python -m archive reprocess` decides a recording's axis as the daemon does (its
-    first pixels, rows in order), so its maps are the live ones."""
+    first pixels, rows in order), so its maps are the live ones; scripts/axis_check.py
+    prints that verdict."""
     from archive.reprocess import stream_axis
     from edge.inference import load_models
     from proto.dataset import open_dataset, write_dataset
@@ -218,5 +220,12 @@ def test_archive_reads_a_recording_on_the_axis_the_daemon_serves(axis_models, tm
     with open_dataset(path) as ds:
         axis = stream_axis(sessions, ds)
     first = counts.reshape(40, -1)[:30]  # the daemon's decision: rows 0-2 reach MIN_COUNTS
-    want = decide_in_order(sessions["elements"].axis, first, moved).served
+    verdict = decide_in_order(sessions["elements"].axis, first, moved)
+    want = verdict.served
     assert axis == (want.offset, want.gain) and want != moved
+    # scripts/axis_check.py says the same of the file, without a daemon
+    from scripts.axis_check import main
+
+    assert main([str(path), "--models", str(axis_models)]) == 0
+    said = capsys.readouterr().out
+    assert said.startswith("moved.h5: ") and verdict.line() in said and "(locked" in said
