@@ -12,6 +12,7 @@ README's screenshot (quantised to stay small).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import threading
@@ -199,23 +200,47 @@ def screenshot(driver, path: Path) -> None:
     raw.unlink()
 
 
-def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_path):
-    """A stand-in daemon (the protocol's two sockets) publishes Fe with an `Fe_sigma` plane:
-    pixels at or under 3 sigma are grey (an area fixed at zero too), the others coloured, and
-    the legend says why."""
+@contextlib.contextmanager
+def stand_in(tmp_path: Path, reply: wire.SnapshotReply):
+    """A view on a stand-in daemon (the protocol's two sockets) whose snapshot is `reply`."""
     import types
 
     import zmq
 
     from tests.edge_support import free_port
 
-    *_, driver = world
     ctx = zmq.Context.instance()
     pub, router = ctx.socket(zmq.PUB), ctx.socket(zmq.ROUTER)
     fake = types.SimpleNamespace(previews=f"tcp://127.0.0.1:{free_port()}",
                                  snapshot=f"tcp://127.0.0.1:{free_port()}")
     pub.bind(fake.previews)
     router.bind(fake.snapshot)
+    body = wire.encode(reply)
+    stop = threading.Event()
+
+    def answer() -> None:
+        while not stop.is_set():
+            if router.poll(100):
+                ident, *_, _ = router.recv_multipart()
+                router.send_multipart([ident, b"", body])
+
+    server = threading.Thread(target=answer)
+    server.start()
+    v = ViewServer(fake, tmp_path / "view.log").start()
+    try:
+        yield v
+    finally:
+        v.stop()
+        stop.set()
+        server.join(5)
+        pub.close(0)
+        router.close(0)
+
+
+def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_path):
+    """A stand-in daemon publishes Fe with an `Fe_sigma` plane: pixels at or under 3 sigma are
+    grey (an area fixed at zero too), the others coloured, and the legend says why."""
+    *_, driver = world
     fe = np.array([[[10, 10, 1, 0], [10, 10, 1, 1]]], np.float32)
     sigma = np.ones_like(fe)
     sigma[0, 0, 3] = 0.0  # (3, 0): an area the fit fixed at zero, sigma 0
@@ -225,21 +250,9 @@ def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_p
         wire.Preview("elements", "dl", 1, (0, 0, 4, 2), True, ("Fe", "Fe_sigma"),
                      np.concatenate([fe, sigma])),
     )
-    reply = wire.encode(wire.SnapshotReply(
-        "dl", 1, wire.ScanStart("dl", 4, 2, 16, 0.0, 0.02, 0.1), frames,
-        wire.Status("dl", 1, "scanning")))
-    stop = threading.Event()
-
-    def answer() -> None:
-        while not stop.is_set():
-            if router.poll(100):
-                ident, *_, _ = router.recv_multipart()
-                router.send_multipart([ident, b"", reply])
-
-    server = threading.Thread(target=answer)
-    server.start()
-    v = ViewServer(fake, tmp_path / "view.log").start()
-    try:
+    reply = wire.SnapshotReply("dl", 1, wire.ScanStart("dl", 4, 2, 16, 0.0, 0.02, 0.1), frames,
+                               wire.Status("dl", 1, "scanning"))
+    with stand_in(tmp_path, reply) as v:
         driver.get(v.url)
         wait(lambda: js(driver, "state()")["names"] == ["Fe", "Fe_sigma"], what="the planes")
         options = driver.find_elements(By.CSS_SELECTOR, "#element option")
@@ -249,9 +262,25 @@ def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_p
              what="grey below 3 sigma")
         assert js(driver, "canvasPixel('element-view', 0, 0)") != [128, 128, 128]
         assert js(driver, "canvasPixel('element-view', 3, 0)") == [128, 128, 128]  # 0 <= 3 x 0
-    finally:
-        v.stop()
-        stop.set()
-        server.join(5)
-        pub.close(0)
-        router.close(0)
+        assert not driver.find_element(By.ID, "axis").is_displayed()  # the status says none
+
+
+def test_a_corrected_energy_axis_is_said(world, tmp_path):
+    """The daemon's verdict on the stream's energy axis (detail.scan.energy_axis,
+    proto/energy_axis.py) is said in words on the page."""
+    *_, driver = world
+    axis = {"state": "locked", "counts": 52668, "stated": [0.0, 0.01],
+            "served": [-0.0013, 0.010015], "anchors_kev": [4.7975, 11.3925],
+            "shift_ev": [6.8, 20.8], "residual_drop": 0.21}
+    frames = (wire.Preview("rgb", "ax", 1, (0, 0, 4, 2), True, ("R", "G", "B"),
+                           np.full((2, 4, 3), 128, np.uint8)),)
+    status = wire.Status("ax", 1, "scanning", detail={"scan": {"scan_id": "ax",
+                                                               "energy_axis": axis}})
+    reply = wire.SnapshotReply("ax", 1, wire.ScanStart("ax", 4, 2, 16, 0.0, 0.02, 0.1), frames,
+                               status)
+    with stand_in(tmp_path, reply) as v:
+        driver.get(v.url)
+        box = driver.find_element(By.ID, "axis")
+        wait(lambda: box.is_displayed(), what="the energy-axis note")
+        assert "corrected" in box.text and "+6.8 eV at 4.80 keV, +20.8 eV at 11.39 keV" in box.text
+        assert box.get_attribute("class") == "note"

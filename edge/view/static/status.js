@@ -49,6 +49,7 @@ function showStatus(st) {
   else if (st.scan_id) title = `Scan “${st.scan_id}” ended` + (end ? `: ${END_WORDS[end] || end}` : "");
   $("scan-title").textContent = title;
   if (!st.refused) showProgress(st, c, r);
+  showAxis(!st.refused && d.scan && d.scan.scan_id === st.scan_id ? d.scan.energy_axis : null);
   const errors = Object.entries(st.errors || {}).filter(([, n]) => n > 0);
   $("rejections").textContent = errors.length
     ? "Rejected: " + errors.map(([k, n]) => `${fmtCount(n)} × ${REASON_WORDS[k] || k}`).join("; ")
@@ -90,6 +91,27 @@ function showProgress(st, c, r) {
     ? `The ${foreign.join(", ")} model${foreign.length > 1 ? "s were" : " was"} not trained for this `
       + "scan's instrument: treat what it shows with caution."
     : "";
+}
+
+// the energy axis the element maps read the stream on (proto/energy_axis.py, BUNDLE.md)
+function showAxis(a) {
+  const at = a && a.shift_ev ? a.shift_ev.map((d, i) =>
+    `${d >= 0 ? "+" : ""}${d.toFixed(1)} eV at ${a.anchors_kev[i].toFixed(2)} keV`).join(", ") : "";
+  const words = !a ? "" : {
+    summing: `Checking the energy calibration on the first pixels (${fmtCount(a.counts)} of `
+      + `${fmtCount(a.needs_counts)} counts): their element maps follow.`,
+    locked: `Energy calibration corrected: the spectra's lines sit ${at} off the scanner's `
+      + "stated calibration; the element maps read them where they are.",
+    off_range: `The spectra's lines sit more than 60 eV off the scanner's stated energy `
+      + `calibration (${at}): treat the element maps with caution and check the calibration.`,
+    too_few_counts: "Energy calibration not checked (too few counts): the stated one is used.",
+    check_failed: `Energy calibration not checked (${a.error || "the check failed"}): `
+      + "the stated one is used.",
+  }[a.state] || "";
+  const el = $("axis");
+  el.hidden = !words;
+  el.textContent = words;
+  el.className = a && a.state === "off_range" ? "warning" : "note";
 }
 
 function showLink(m) {
