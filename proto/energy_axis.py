@@ -47,6 +47,7 @@ MAX_SHIFT_EV = 60.0  # the common shift searched: 6 channels of a 10 eV detector
 SLOPE_SPAN_EV = 30.0  # then each anchor's, around it
 MIN_GAIN_SLOPE = 0.02  # a slope is kept where it leaves >= 2 % less than the shift alone
 STEPS, LEVELS = 13, 3
+CHUNK = 32  # candidates scored at once
 
 
 @dataclass(frozen=True)
@@ -119,21 +120,30 @@ class AxisCheck:
         self.window = self.responses.shape[0]
         self._energies = grid.offset + grid.gain * (self.first + np.arange(self.window))
 
-    def moved(self, d1: float, d2: float) -> np.ndarray:
-        """(window, P) the responses where a stream whose energies sit d1, d2 keV above the
-        stated ones at the anchors puts its lines, on the bundle's channels."""
+    def moved(self, shifts: np.ndarray) -> np.ndarray:
+        """(K, window, P) the responses where a stream whose energies sit (d1, d2) keV above
+        the stated ones at the anchors puts its lines, on the bundle's channels, for each of
+        the K rows of `shifts`."""
         e1, e2 = self.anchors_kev
-        shift = d1 + (d2 - d1) * (self._energies - e1) / (e2 - e1)
-        pos = np.arange(self.window) + shift / self.grid.gain
+        d = np.asarray(shifts, np.float64).reshape(-1, 2)
+        shift = d[:, :1] + (d[:, 1:] - d[:, :1]) * ((self._energies - e1) / (e2 - e1))
+        pos = np.arange(self.window) + shift / self.grid.gain  # (K, window)
         lo = np.clip(np.floor(pos).astype(np.intp), 0, self.window - 2)
-        frac = np.clip(pos - lo, 0.0, 1.0)[:, None]
-        out = self.responses[lo] * (1.0 - frac) + self.responses[lo + 1] * frac
+        frac = np.clip(pos - lo, 0.0, 1.0)[..., None]
+        out = self.responses[lo]
+        out *= 1.0 - frac
+        out += self.responses[lo + 1] * frac
         out[(pos < 0) | (pos > self.window - 1)] = 0.0
         return out
 
     def residuals(self, net: np.ndarray, weight: np.ndarray, shifts: np.ndarray) -> np.ndarray:
-        """(K,) what the fit leaves of `net` with its responses moved by each (d1, d2)."""
-        d = np.stack([self.moved(*s) for s in shifts])  # (K, window, P)
+        """(K,) what the fit leaves of `net` with its responses moved by each (d1, d2); in
+        chunks of CHUNK candidates (a chunk's responses are ~12 MB on a 1500-channel window)."""
+        return np.concatenate([self._residuals(net, weight, shifts[i:i + CHUNK])
+                               for i in range(0, len(shifts), CHUNK)])
+
+    def _residuals(self, net: np.ndarray, weight: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+        d = self.moved(shifts)  # (K, window, P)
         # the fit's own unweighted least squares, by normal equations (P is small); the
         # tiny ridge stands in for the SVD cut-off where two responses nearly coincide
         dt = d.transpose(0, 2, 1)
