@@ -221,14 +221,15 @@ class AxisLock:
                 try:
                     self.verdict = self.check.check(self.total, self.stated)
                 except Exception as e:  # a scan's previews never wait on a failed check
-                    self.verdict = AxisVerdict("check_failed", self.stated, self.stated,
-                                               self.check.anchors_kev, (0.0, 0.0), 0.0,
-                                               float(self.total.sum()), f"{type(e).__name__}: {e}")
+                    self.verdict = self._stated("check_failed", f"{type(e).__name__}: {e}")
             else:
-                self.verdict = AxisVerdict("too_few_counts", self.stated, self.stated,
-                                           self.check.anchors_kev, (0.0, 0.0), 0.0,
-                                           float(self.total.sum()))
+                self.verdict = self._stated("too_few_counts")
         return self.verdict
+
+    def _stated(self, state: str, error: str = "") -> AxisVerdict:
+        """A verdict that serves the stated axis without a search result."""
+        return AxisVerdict(state, self.stated, self.stated, self.check.anchors_kev, (0.0, 0.0),
+                           0.0, float(self.total.sum()), error)
 
     def status(self) -> dict:
         if self.verdict is not None:
