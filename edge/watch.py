@@ -179,19 +179,32 @@ def refused_reason(status: wire.Status) -> str:
     return status.refused
 
 
+def dealer(endpoint: str, keys: ClientKeys | None, timeout_s: float) -> zmq.Socket:
+    """A DEALER on the daemon's ROUTER whose sends give up after `timeout_s`: ZeroMQ drops
+    the pipe of a connection whose handshake failed (a CURVE daemon, a plain client) until
+    it reconnects, and a send meanwhile would block with no bound."""
+    sock = secure_client(zmq.Context.instance().socket(zmq.DEALER), keys)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.SNDTIMEO, max(1, int(timeout_s * 1000)))
+    sock.connect(endpoint)
+    return sock
+
+
 def request(endpoint: str, message, timeout_s: float = 10.0, keys: ClientKeys | None = None):
     """One request to the daemon's ROUTER (snapshot, status, control), one reply;
     `keys`: a CURVE client (edge.security) of a daemon that requires one."""
-    sock = secure_client(zmq.Context.instance().socket(zmq.DEALER), keys)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
+    sock = dealer(endpoint, keys, timeout_s)
     try:
-        sock.send(wire.encode(message))
-        if not sock.poll(int(timeout_s * 1000)):
-            raise TimeoutError(f"no reply from {endpoint} in {timeout_s} s")
-        return wire.decode(sock.recv(), max_bytes=wire.MAX_MESSAGE_BYTES)
+        deadline = time.monotonic() + timeout_s
+        sock.send_multipart([b"", wire.encode(message)])
+        if sock.poll(int(max(0.0, deadline - time.monotonic()) * 1000)):
+            return wire.decode(sock.recv_multipart()[-1], max_bytes=wire.MAX_MESSAGE_BYTES)
+    except zmq.Again:
+        pass
     finally:
         sock.close(0)
+    raise TimeoutError(f"no reply from the daemon at {endpoint} in {timeout_s:g} s: is it "
+                       f"running there, and does it want --curve-keys?")
 
 
 def _shape(topic: str, size: tuple[int, int], planes: int) -> tuple[int, ...]:

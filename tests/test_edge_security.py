@@ -143,3 +143,45 @@ def test_item12_reload_only_inside_the_models_root(tmp_path):
             "from models/alt") and str(tmp_path) not in str(s.detail)
     finally:
         d.stop()
+
+
+def test_a_plain_request_to_a_curve_daemon_gives_up_in_its_time():
+    """ZeroMQ drops a DEALER's pipe when a handshake fails (a plain client, a CURVE server)
+    until it reconnects; a send in that window blocked without bound, and the live view's
+    link hung at "connecting" (CI, 2026-12-01). Every send must give up in its time: shown
+    on a socket with no pipe at all (disconnected: the same state, every time), then on
+    requests to a CURVE server."""
+    import threading
+
+    from edge.watch import dealer
+
+    public, secret = zmq.curve_keypair()
+    server = zmq.Context.instance().socket(zmq.ROUTER)
+    server.curve_server, server.curve_secretkey, server.curve_publickey = True, secret, public
+    server.linger = 0
+    endpoint = f"tcp://127.0.0.1:{server.bind_to_random_port('tcp://127.0.0.1')}"
+    outcome: list[str] = []
+
+    def send_without_a_pipe() -> None:
+        sock = dealer(endpoint, None, 0.3)
+        sock.disconnect(endpoint)
+        try:
+            sock.send_multipart([b"", b"x"])
+            outcome.append("queued")
+        except zmq.Again:
+            outcome.append("gave up")
+        finally:
+            sock.close(0)
+
+    try:
+        worker = threading.Thread(target=send_without_a_pipe, daemon=True)
+        worker.start()
+        worker.join(10)
+        assert outcome == ["gave up"]
+        for _ in range(5):
+            t0 = time.monotonic()
+            with pytest.raises(TimeoutError, match="does it want --curve-keys"):
+                request(endpoint, wire.SnapshotRequest(topics=()), 0.3)
+            assert time.monotonic() - t0 < 1.3
+    finally:
+        server.close(0)

@@ -35,7 +35,7 @@ from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support.ui import Select  # noqa: E402
 
 from edge.replay import connect, replay  # noqa: E402
-from edge.view.clone import request  # noqa: E402
+from edge.watch import request  # noqa: E402
 from proto import wire  # noqa: E402
 from proto.dataset import open_dataset  # noqa: E402
 from tests.edge_support import Daemon  # noqa: E402

@@ -18,8 +18,8 @@ import pytest
 aiohttp = pytest.importorskip("aiohttp", reason="the `view` extra (aiohttp) is not installed")
 
 from edge.replay import replay  # noqa: E402
-from edge.view.clone import request  # noqa: E402
 from edge.view.state import block_mean  # noqa: E402
+from edge.watch import request  # noqa: E402
 from proto import wire  # noqa: E402
 from proto.dataset import open_dataset  # noqa: E402
 from tests.edge_support import ROOT, Daemon  # noqa: E402

@@ -28,6 +28,7 @@ import zmq
 
 from edge.security import ClientKeys, secure_client
 from edge.view.state import ViewState
+from edge.watch import dealer, request
 from proto import wire
 
 log = logging.getLogger("edge.view")
@@ -36,23 +37,6 @@ log = logging.getLogger("edge.view")
 # finds that many means we were at the mark and may have lost previews: resync.
 SUB_HWM = 200
 BACKLOG = SUB_HWM
-
-
-def request(endpoint: str, message: wire.Message, timeout_s: float,
-            keys: ClientKeys | None = None) -> wire.Message:
-    """One request on the daemon's request channel (a DEALER: empty delimiter, then the map);
-    `keys`: CURVE client keys of a daemon that requires them (edge.security)."""
-    sock = secure_client(zmq.Context.instance().socket(zmq.DEALER), keys)
-    sock.setsockopt(zmq.LINGER, 0)
-    sock.connect(endpoint)
-    try:
-        sock.send_multipart([b"", wire.encode(message)])
-        if not sock.poll(int(timeout_s * 1000)):
-            raise TimeoutError(f"no reply from the daemon at {endpoint} in {timeout_s:g} s")
-        frames = sock.recv_multipart()
-        return wire.decode(frames[-1], max_bytes=wire.MAX_MESSAGE_BYTES)
-    finally:
-        sock.close(0)
 
 
 class CloneClient(threading.Thread):
@@ -224,9 +208,7 @@ class CloneClient(threading.Thread):
     # frames (seq 0, all zeros; a whole canvas of tiles) are dropped at once, since any
     # snapshot holds them, noting their scan; the others are held, in order, for after.
     def _ask_holding(self, message: wire.Message) -> wire.Message:
-        sock = secure_client(zmq.Context.instance().socket(zmq.DEALER), self.keys)
-        sock.setsockopt(zmq.LINGER, 0)
-        sock.connect(self.snapshot)
+        sock = dealer(self.snapshot, self.keys, self.timeout_s)
         try:
             sock.send_multipart([b"", wire.encode(message)])
             poller = zmq.Poller()
@@ -240,10 +222,13 @@ class CloneClient(threading.Thread):
                 if sock in events:
                     frames = sock.recv_multipart()
                     return wire.decode(frames[-1], max_bytes=wire.MAX_MESSAGE_BYTES)
-            raise TimeoutError(f"no reply from the daemon at {self.snapshot} in "
-                               f"{self.timeout_s:g} s")
+        except zmq.Again:
+            pass  # the request was never taken (dealer's docstring)
         finally:
             sock.close(0)
+        raise TimeoutError(f"no reply from the daemon at {self.snapshot} in "
+                           f"{self.timeout_s:g} s: is it running there, and does it want "
+                           f"--curve-keys?")
 
     def _hold(self) -> None:
         while True:
