@@ -375,10 +375,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--out", default=str(artifacts.DEFAULT_ROOT), help="artifacts folder")
     t.add_argument("--name", default="elements", help="artifact name under --out")
     t.add_argument("--epochs", type=int, default=ResidualConfig.epochs)
+    t.add_argument("--seed", type=int, default=ResidualConfig.seed,
+                   help="the MLP's seed (another draw of the same recipe)")
     a = ap.parse_args(argv)
     scene = Path(a.scene) if Path(a.scene).is_file() else scene_path(a.data, a.scene)
     t0 = time.perf_counter()
-    net, info = train_elements(a.instrument, scene, cfg=ResidualConfig(epochs=a.epochs))
+    cfg = ResidualConfig(epochs=a.epochs, seed=a.seed)
+    net, info = train_elements(a.instrument, scene, cfg=cfg)
     folder = artifacts.save(a.name, net, info, a.out)
     kept = [e for e, k in info["metrics"]["residual_kept"].items() if k]
     print(f"elements: fast fit of {info['instrument']['name']} + residual kept for "

@@ -11,13 +11,16 @@ edge.inference.Engine (rebin from the scene's calibration, live time, in-domain 
 m6_ioannis (10 ms) and m6_ioannis_100ms; rows: relative RMSE and Pearson r, the fast fit
 alone (the same bundle, residual gated off) as a third row. A miss is marked with '!'.
 --seeds adds linear+mlp trained with other seeds: how far its default-seed row (REPORT.md's)
-is from a typical draw of the same recipe.
+is from a typical draw of the same recipe. --draws adds bundles of the new recipe trained with
+other seeds (`python -m export.element_bundle train --seed N`, then `python -m export model
+elements`); with either, a row per model gives the mean relative RMSE over its draws.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import time
 from pathlib import Path
@@ -77,12 +80,25 @@ def linmlp(data: Path, saved: Path | None, seed: int = train.DEFAULT.seed):
     return net
 
 
+def seed_of(folder: Path) -> int:
+    return int(json.loads((folder / "manifest.json").read_text())["training"]["config"]["seed"])
+
+
+def mean_row(dwell: str, label: str, draws: list[list[dict]]) -> str:
+    """The mean relative RMSE over a recipe's draws (seeds), per element."""
+    means = np.mean([[e["rel_rmse"] for e in d] for d in draws], axis=0)
+    return (f"| {dwell} | {label}, mean of {len(draws)} seeds | rel_rmse | "
+            + " | ".join(f"{v:.3f}" for v in means) + " |")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bundle", default="models/elements")
     ap.add_argument("--data", default="data")
     ap.add_argument("--linmlp", default="artifacts/compare/linmlp")
+    ap.add_argument("--draws", nargs="*", default=[], type=Path,
+                    help="element bundles of the new recipe trained with other seeds")
     ap.add_argument("--out", default=None, help="also write the table to this file")
     ap.add_argument("--seeds", type=int, nargs="*", default=[],
                     help="also train linear+mlp with these seeds (its spread, beside the "
@@ -104,6 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         rows.update({f"linear+mlp, seed {s}": predict(n, test.rates) for s, n in others.items()})
         served, alone, inside = bundle_maps(Path(a.bundle), path)
         rows["fast fit + residual (new)"], rows["fast fit alone"] = served, alone
+        for folder in a.draws:
+            rows[f"fast fit + residual, seed {seed_of(folder)}"] = bundle_maps(folder, path)[0]
+        if a.draws:  # what one bundle serving the draws' mean (an ensemble) would give
+            rows["its draws' maps averaged"] = np.mean(
+                [v for k, v in rows.items() if k.startswith("fast fit + residual")], axis=0)
         dwell = f"{test.dwell_s * 1000:g} ms"
         print(f"{scene}: {len(test.rates)} pixels, {inside:.1%} inside the bundle's domain",
               flush=True)
@@ -120,6 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                         misses.append(f"{dwell} {el} {metric}")
                     cells.append(f"{e[j][metric]:.3f}{'!' if new and not ok else ''}")
                 lines.append(f"| {dwell} | {model} | {metric} | " + " | ".join(cells) + " |")
+        if others or a.draws:
+            lines += [mean_row(dwell, label, [e for k, e in errs.items() if k.startswith(key)])
+                      for label, key in (("linear+mlp", "linear+mlp"),
+                                         ("fast fit + residual", "fast fit + residual"))]
     table = "\n".join(lines)
     print(table)
     print("misses (new worse than linear+mlp at 3 decimals): " + (", ".join(misses) or "none"))

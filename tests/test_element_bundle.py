@@ -174,6 +174,28 @@ def test_a_manifest_without_the_extra_inputs_is_refused(bundle, tmp_path):
         ModelSession(folder)
 
 
+def test_train_command_takes_the_seed_and_epochs(tiny_data, tmp_path, monkeypatch):
+    """`python -m export.element_bundle train --seed N`: another draw of the same recipe
+    (how far a figure is from a typical draw), passed to the residual's config."""
+    from export import element_bundle
+
+    got: list[ResidualConfig] = []
+
+    def fake_train(instrument, scene, *, cfg=None, fit=None):
+        got.append(cfg)
+        return "net", {"metrics": {"residual_kept": {"Ca": True}},
+                       "instrument": {"name": "M6"}}
+
+    monkeypatch.setattr(element_bundle, "train_elements", fake_train)
+    monkeypatch.setattr(element_bundle.artifacts, "save", lambda *a: tmp_path / "saved")
+    scene = str(tiny_data / "m6_corpus_tiny.h5")
+    assert element_bundle.main(["train", "--instrument", str(M6), "--scene", scene,
+                                "--seed", "7", "--epochs", "3"]) == 0
+    assert element_bundle.main(["train", "--instrument", str(M6), "--scene", scene]) == 0
+    assert [(c.seed, c.epochs) for c in got] == [(7, 3), (ResidualConfig.seed,
+                                                        ResidualConfig.epochs)]
+
+
 def test_no_residual_kept_means_the_fast_fit_alone():
     """When held-out data show the residual helps nowhere, the graph has no residual and no
     in_domain input: a fit already equal to the targets leaves nothing to learn."""
