@@ -203,8 +203,13 @@ def request(endpoint: str, message, timeout_s: float = 10.0, keys: ClientKeys | 
         pass
     finally:
         sock.close(0)
-    raise TimeoutError(f"no reply from the daemon at {endpoint} in {timeout_s:g} s: is it "
-                       f"running there, and does it want --curve-keys?")
+    raise no_reply(endpoint, timeout_s)
+
+
+def no_reply(endpoint: str, timeout_s: float) -> TimeoutError:
+    """The one line an operator reads when a request had no answer."""
+    return TimeoutError(f"no reply from the daemon at {endpoint} in {timeout_s:g} s: is it "
+                        f"running there, and does it want --curve-keys?")
 
 
 def _shape(topic: str, size: tuple[int, int], planes: int) -> tuple[int, ...]:

@@ -28,7 +28,7 @@ import zmq
 
 from edge.security import ClientKeys, secure_client
 from edge.view.state import ViewState
-from edge.watch import dealer, request
+from edge.watch import dealer, no_reply, request
 from proto import wire
 
 log = logging.getLogger("edge.view")
@@ -226,9 +226,7 @@ class CloneClient(threading.Thread):
             pass  # the request was never taken (dealer's docstring)
         finally:
             sock.close(0)
-        raise TimeoutError(f"no reply from the daemon at {self.snapshot} in "
-                           f"{self.timeout_s:g} s: is it running there, and does it want "
-                           f"--curve-keys?")
+        raise no_reply(self.snapshot, self.timeout_s)
 
     def _hold(self) -> None:
         while True:
