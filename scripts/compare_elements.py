@@ -141,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
                         misses.append(f"{dwell} {el} {metric}")
                     cells.append(f"{e[j][metric]:.3f}{'!' if new and not ok else ''}")
                 lines.append(f"| {dwell} | {model} | {metric} | " + " | ".join(cells) + " |")
-        if others or a.draws:
-            lines += [mean_row(dwell, label, [e for k, e in errs.items() if k.startswith(key)])
-                      for label, key in (("linear+mlp", "linear+mlp"),
-                                         ("fast fit + residual", "fast fit + residual"))]
+        for label in ("linear+mlp", "fast fit + residual"):
+            draws = [e for k, e in errs.items() if k.startswith(label)]
+            if len(draws) > 1:
+                lines.append(mean_row(dwell, label, draws))
     table = "\n".join(lines)
     print(table)
     print("misses (new worse than linear+mlp at 3 decimals): " + (", ".join(misses) or "none"))
