@@ -153,6 +153,7 @@ def end_to_end(models: Path, tmp: Path, pixels: int, ppm: int, record: bool,
         height = pixels // width + 1
         scan_id = f"bench-{ppm}-{int(record)}"
         p, go = start_sender(d.ingest, scan_id, width, height, pixels, ppm, dwell_s, True)
+        before = d.status().counters
         cpu0 = cpu_seconds(d.proc.pid)
         t0 = time.perf_counter()
         go.set()
@@ -169,8 +170,11 @@ def end_to_end(models: Path, tmp: Path, pixels: int, ppm: int, record: bool,
         d.stop()
         shutil.rmtree(rec, ignore_errors=True)
     n = s.counters.get("accepted", 0)
+    # the daemon's own account of the same run: its CPU inside the models, of all its CPU
+    used = {k: s.counters.get(k, 0) - before.get(k, 0) for k in ("cpu_ms", "cpu_ms.models")}
     return {"rate": n / dt, "accepted": n, "seconds": dt, "latency": s.latency_ms,
             "cpu_rate": n / cpu if cpu > 0 else float("nan"), "cpu_s": cpu,
+            "models_share": used["cpu_ms.models"] / used["cpu_ms"] if used["cpu_ms"] else 0.0,
             "rejected": s.errors, "rss_mb": rss}
 
 

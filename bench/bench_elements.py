@@ -12,11 +12,14 @@ and trust bundles are models/'s when it has them, else stand-in MLPs of the defa
    wall time, and per CPU second of the daemon (the box is shared); with the daemon's 2 ORT
    threads a model, and with 1 (the basis of the models-alone rows);
 2. the same bundles alone: the daemon's own inference (edge.inference.Engine: rebin, live
-   time, every model, domain checks) on the same spectra, 16 per call, spectra per CPU second;
-   the element bundle alone and its SNIP background alone (the graph's clip passes);
+   time, every model, domain checks) on 4096 distinct spectra of the same kind, 256 and 16
+   per call, spectra per CPU second (a mean over passes); the element bundle alone and its
+   SNIP background alone (the graph's clip passes), 256 per call;
 3. PyMca's FastXRFLinearFit on the same spectra, the whole batch in one call (its fastest
    use; its configuration done once, not timed), and its own C SNIP alone, spectra per CPU s;
-4. the ratios, and the arithmetic of the SNIP ceiling from the measured figures.
+4. the ratios, and the arithmetic of the SNIP ceiling from the measured figures. End to end /
+   models alone is read twice: from the daemon's own count of the same run (its CPU inside
+   the models, of all its CPU: status `cpu_ms`), and across the separate runs of 1 and 2.
 """
 
 from __future__ import annotations
@@ -50,20 +53,21 @@ from tests.edge_support import make_bundles  # noqa: E402
 DATA = ROOT.parent / "shared" / "data"
 IXRF = DATA / "ixrf_atlas" / "ts2_01_sub_export.GeoPIXE"
 TOML = ROOT / "training" / "instruments" / "ixrf_atlas.toml"
+POOL = 4096  # distinct spectra the models-alone rows run on
+BATCH = 256  # spectra a call: the daemon's micro-batch when it is busy
 TARGET_E2E, TARGET_SHARE, TARGET_PYMCA = 80_000, 0.8, 20.0  # issue 13's targets
 
 
 def cpu_rate(fn, n: int, seconds: float = 2.0) -> float:
-    """Spectra per CPU second of this process (best pass; at least `seconds` of CPU)."""
+    """Spectra per CPU second of this process, over passes of at least `seconds` of CPU in
+    all (after one warm-up): a mean, as the end-to-end runs are; the best pass read up to
+    25 % higher here, the box being shared."""
     fn()
-    best, spent = 0.0, 0.0
-    while spent < seconds:
-        t0 = time.process_time()
+    done, t0 = 0, time.process_time()
+    while time.process_time() - t0 < seconds:
         fn()
-        dt = max(time.process_time() - t0, 1e-9)
-        spent += dt
-        best = max(best, n / dt)
-    return best
+        done += n
+    return done / max(time.process_time() - t0, 1e-9)
 
 
 def models_folder(tmp: Path, models: Path) -> tuple[Path, dict]:
@@ -90,6 +94,11 @@ def engine_rate(folder: Path, spectra: np.ndarray, live: np.ndarray, batch: int)
     engine = Engine(sessions, bench_edge.STREAM, batch)
     chunks = [(spectra[i:i + batch], live[i:i + batch]) for i in range(0, len(spectra), batch)]
     return cpu_rate(lambda: [engine.run_checked(c, t) for c, t in chunks], len(spectra))
+
+
+def in_batches(sess, x: np.ndarray, batch: int = BATCH) -> None:
+    for i in range(0, len(x), batch):
+        sess.run(None, {"spectra": x[i:i + batch]})
 
 
 def snip_graph(model: FastFitModel) -> onnx.ModelProto:
@@ -129,9 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         # a spectrum); the models-alone rows run one, so one thread is their like-for-like
         bench_edge.DAEMON_ARGS[:] = ["--allow-foreign", "--threads", "1"]
         e2e1 = bench_edge.end_to_end(folder, tmp, pixels, 16, True)
-        pool = bench_edge.spectra_pool(256)
+        # every spectrum comes once, as in the daemon: a pool that stays in the CPU's cache
+        # (256) ran the models up to 30 % faster than the daemon can
+        pool = bench_edge.spectra_pool(POOL)
         live = np.full(len(pool), 0.001, np.float32)
-        alone = engine_rate(folder, pool, live, 256)  # the daemon's micro-batch
+        alone = engine_rate(folder, pool, live, BATCH)
         alone16 = engine_rate(folder, pool, live, 16)
         from export.calib_data import PymcaRef
         from proto.instrument import load
@@ -140,18 +151,17 @@ def main(argv: list[str] | None = None) -> int:
         fitted = ref.fitted(pool.astype(np.float64), bench_edge.STREAM)
         fit_sess = session(build_graph(fitted.model), threads=1)
         x = pool.astype(np.float32)
-        fit_rate = cpu_rate(lambda: [fit_sess.run(None, {"spectra": x[i:i + 16]})
-                                     for i in range(0, len(x), 16)], len(x))
+        fit_rate = cpu_rate(lambda: in_batches(fit_sess, x), len(x))
         m = fitted.model
         snip_sess = session(snip_graph(m), threads=1)
         win = np.ascontiguousarray(x[:, m.first:m.first + m.window])
-        snip_rate = cpu_rate(lambda: snip_sess.run(None, {"spectra": win}), len(win))
+        snip_rate = cpu_rate(lambda: in_batches(snip_sess, win), len(win))
         from PyMca5.PyMcaMath.fitting import SpecfitFuns
 
         win64 = win.astype(np.float64)  # PyMca's own SNIP (C), same window and width
         pymca_snip = cpu_rate(lambda: SpecfitFuns.snip1d(win64, m.snip_width, 0), len(win64))
         fitter = configured_fit(fitted.cfg)
-        big = np.tile(pool.astype(np.float64), (8, 1))
+        big = pool.astype(np.float64)
         pymca = cpu_rate(lambda: pymca_fast_fit(big, fitted.cfg, per_pixel=False,
                                                 fitter=fitter), len(big), seconds=1.0)
     finally:
@@ -163,9 +173,9 @@ def main(argv: list[str] | None = None) -> int:
         ("end to end, per daemon CPU second", e2e["cpu_rate"]),
         ("end to end, 1 ORT thread a model (wall)", e2e1["rate"]),
         ("end to end, 1 ORT thread a model, per daemon CPU second", e2e1["cpu_rate"]),
-        ("every served model + domain checks alone (Engine, 256/call), per CPU s", alone),
+        (f"every served model + domain checks alone (Engine, {BATCH}/call), per CPU s", alone),
         ("the same, 16 spectra per call, per CPU s", alone16),
-        ("element bundle's fast fit alone, per CPU s", fit_rate),
+        (f"element bundle's fast fit alone ({BATCH}/call), per CPU s", fit_rate),
         ("its SNIP background alone, per CPU s", snip_rate),
         ("PyMca FastXRFLinearFit, whole batch, per CPU s", pymca),
         ("PyMca's own SNIP (C, same window and width) alone, per CPU s", pymca_snip),
@@ -174,9 +184,14 @@ def main(argv: list[str] | None = None) -> int:
           + ", ".join(f"{k}={v}" for k, v in BLAS.items()))
     for name, rate in rows:
         print(f"  {name:<62} {rate:>9,.0f} spectra/s")
-    print(f"ratios: end to end (daemon CPU) / models alone {e2e['cpu_rate'] / alone:.2f}, "
-          f"with 1 ORT thread (like for like) {e2e1['cpu_rate'] / alone:.2f} "
-          f"(target >= {TARGET_SHARE}); models alone / PyMca {alone / pymca:.1f}x, "
+    # end to end / models alone, per CPU second, is the share of the daemon's CPU spent in its
+    # models; the daemon counts it in the same run (status cpu_ms), free of what the shared
+    # box does between two separate runs (across runs it read 0.65 to 0.81 in six runs)
+    print(f"ratios: end to end / models alone, in the same run (the daemon's CPU in its "
+          f"models, of all its CPU): {e2e['models_share']:.2f}, with 1 ORT thread a model "
+          f"{e2e1['models_share']:.2f} (target >= {TARGET_SHARE}); across separate runs "
+          f"(end to end per daemon CPU s / models alone): {e2e['cpu_rate'] / alone:.2f}, with 1 "
+          f"thread {e2e1['cpu_rate'] / alone:.2f}; models alone / PyMca {alone / pymca:.1f}x, "
           f"end to end (wall) / PyMca {e2e['rate'] / pymca:.1f}x (target >= {TARGET_PYMCA:g}x)")
     print(f"arithmetic: SNIP = {m.snip_width} clip passes over {m.window - 1} + "
           f"{4 * m.snip_width} padded values = {values:,} values per spectrum; at the measured "

@@ -179,6 +179,7 @@ class Daemon(ScanLifecycle, RequestHandling):
         """Run the models on recorded pixels and draw them (a failure is counted)."""
         if not len(x):
             return
+        cpu0 = time.process_time()
         try:
             out, outside = scan.engine.run_checked(counts, live)
         except Exception as e:  # recorded anyway; the preview just misses these pixels
@@ -187,6 +188,8 @@ class Daemon(ScanLifecycle, RequestHandling):
             self.stats.last_error = f"inference_error: {e}"[:300]
             log.error("inference failed: %s", e)
             return
+        finally:
+            self.stats.models_cpu_s += time.process_time() - cpu0
         self.stats.repeated += scan.canvas.update(
             x, y, out.get("rgb"), out.get("elements"), out.get("trust"), outside)
 

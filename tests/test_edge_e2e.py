@@ -75,6 +75,8 @@ def test_replay_matches_offline_inference_and_recording(world, daemon):
     s = daemon.wait(lambda s: s.state == "idle", what="scan end")
     assert s.counters["accepted"] == H * W and s.counters["rejected_total"] == 0
     assert "p99" in s.latency_ms
+    # where the daemon's CPU went: some of it in the models, never more than all of it
+    assert 0 < s.counters["cpu_ms.models"] <= s.counters["cpu_ms"]
     assert_recording(daemon.recordings / "e2e.h5", cube, live)
 
 
