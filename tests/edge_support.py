@@ -108,35 +108,66 @@ def offline(models: Path, counts: np.ndarray, live: np.ndarray, grid: EnergyGrid
     }
 
 
+def free_ports(n: int) -> list[int]:
+    """n distinct free loopback ports: held open together while the kernel picks them (one
+    at a time, a port closed can come back at once: a daemon once got the same port twice)."""
+    socks = [socket.socket() for _ in range(n)]
+    try:
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
+
+
+class PortTaken(RuntimeError):
+    """The daemon could not bind a port picked for it."""
 
 
 class Daemon:
     """`python -m edge serve` in a subprocess on free loopback ports."""
 
     def __init__(self, models: Path, recordings: Path, *extra: str, log: Path | None = None):
-        ports = [free_port() for _ in range(3)]
-        self.ingest, self.previews, self.snapshot = (f"tcp://127.0.0.1:{p}" for p in ports)
+        self._pick_ports()
         self.models, self.recordings, self.extra = models, recordings, extra
         self.log = log or recordings.parent / "daemon.log"
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout_s: float = 20.0) -> Daemon:
+    def _pick_ports(self) -> None:
+        self.ingest, self.previews, self.snapshot = (f"tcp://127.0.0.1:{p}"
+                                                     for p in free_ports(3))
+
+    def start(self, timeout_s: float = 20.0, tries: int = 3) -> Daemon:
+        """Start it; on a port another process took since they were picked, on new ones."""
+        for _ in range(tries - 1):
+            try:
+                return self._start(timeout_s)
+            except PortTaken:
+                self._pick_ports()
+        return self._start(timeout_s)
+
+    def _start(self, timeout_s: float) -> Daemon:
         cmd = [sys.executable, "-m", "edge", "serve", "--ingest", self.ingest,
                "--previews", self.previews, "--snapshot", self.snapshot,
                "--models", str(self.models), "--recordings", str(self.recordings),
                "--rate-hz", "20", "--flush-every-s", "0.2", *self.extra]
         env = dict(os.environ, PYTHONPATH=str(ROOT), OMP_NUM_THREADS="1")
+        start = self.log.stat().st_size if self.log.exists() else 0
         self._logf = open(self.log, "ab")  # noqa: SIM115 (closed in stop)
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=self._logf,
                                      stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise RuntimeError(f"daemon exited: {self.log.read_text()[-3000:]}")
+                self._logf.close()
+                text = self.log.read_bytes()[start:].decode(errors="replace")[-3000:]
+                raise (PortTaken if "cannot bind" in text else RuntimeError)(
+                    f"daemon exited: {text}")
             try:
                 self.status(timeout_s=0.5)
                 return self

@@ -5,13 +5,14 @@ no config file, no dataset file."""
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
-from tests.edge_support import ROOT, Daemon, free_port, make_bundles, make_scan
+from tests.edge_support import ROOT, Daemon, free_port, free_ports, make_bundles, make_scan
 
 
 def edge(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
@@ -37,12 +38,29 @@ def models(tmp_path_factory):
 def test_port_in_use_says_another_daemon_may_run(models, tmp_path):
     d = Daemon(models, tmp_path / "rec", log=tmp_path / "log").start()
     try:
+        previews, snapshot = free_ports(2)
         r = edge("serve", "--models", str(models), "--recordings", str(tmp_path / "rec2"),
-                 "--ingest", d.ingest, "--previews", f"tcp://127.0.0.1:{free_port()}",
-                 "--snapshot", f"tcp://127.0.0.1:{free_port()}")
+                 "--ingest", d.ingest, "--previews", f"tcp://127.0.0.1:{previews}",
+                 "--snapshot", f"tcp://127.0.0.1:{snapshot}")
         one_line(r, 1, "cannot bind", "another daemon may be running", "--ingest")
     finally:
         d.stop()
+
+
+def test_the_tests_daemon_moves_off_a_port_taken_after_it_was_picked(models, tmp_path):
+    # the kernel can hand a picked port to another process before the daemon binds it
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        d = Daemon(models, tmp_path / "rec", log=tmp_path / "log")
+        d.ingest = f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+        d.start()
+        try:
+            assert d.ingest != f"tcp://127.0.0.1:{taken.getsockname()[1]}"
+            assert len({d.ingest, d.previews, d.snapshot}) == 3
+            assert d.status().state == "idle"
+        finally:
+            d.stop()
 
 
 def test_no_daemon_replay_and_watch_give_up_with_a_message(tmp_path):

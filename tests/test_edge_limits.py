@@ -20,7 +20,7 @@ from edge.replay import connect, replay
 from edge.status import MAX_REFUSED_SCANS
 from proto import wire
 from proto.dataset import open_dataset
-from tests.edge_support import Daemon, free_port, make_bundles, make_scan
+from tests.edge_support import Daemon, free_ports, make_bundles, make_scan
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +133,7 @@ def test_item11_ingest_queue_bounded_in_bytes(models, tmp_path):
         Config(max_message_bytes=64 << 20, max_frame_bytes=32 << 20)
     with pytest.raises(ConfigError, match="protocol's limit"):
         Config(max_frame_bytes=512 << 20)
-    ports = [free_port() for _ in range(3)]
+    ports = free_ports(3)
     cfg = Config(*(f"tcp://127.0.0.1:{p}" for p in ports), models=str(models),
                  recordings=str(tmp_path / "rec"), record=False, threads=1,
                  max_frame_bytes=128 << 20, ingest_buffer_bytes=512 << 20)

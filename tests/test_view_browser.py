@@ -207,12 +207,12 @@ def stand_in(tmp_path: Path, reply: wire.SnapshotReply):
 
     import zmq
 
-    from tests.edge_support import free_port
+    from tests.edge_support import free_ports
 
     ctx = zmq.Context.instance()
     pub, router = ctx.socket(zmq.PUB), ctx.socket(zmq.ROUTER)
-    fake = types.SimpleNamespace(previews=f"tcp://127.0.0.1:{free_port()}",
-                                 snapshot=f"tcp://127.0.0.1:{free_port()}")
+    fake = types.SimpleNamespace(**{k: f"tcp://127.0.0.1:{p}" for k, p in
+                                    zip(("previews", "snapshot"), free_ports(2), strict=True)})
     pub.bind(fake.previews)
     router.bind(fake.snapshot)
     body = wire.encode(reply)
