@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name:<62} {rate:>9,.0f} spectra/s")
     # end to end / models alone, per CPU second, is the share of the daemon's CPU spent in its
     # models; the daemon counts it in the same run (status cpu_ms), free of what the shared
-    # box does between two separate runs (across runs it read 0.65 to 0.81 in six runs)
+    # box does between two separate runs (across runs it read 0.65 to 0.93 on this box)
     print(f"ratios: end to end / models alone, in the same run (the daemon's CPU in its "
           f"models, of all its CPU): {e2e['models_share']:.2f}, with 1 ORT thread a model "
           f"{e2e1['models_share']:.2f} (target >= {TARGET_SHARE}); across separate runs "
