@@ -139,7 +139,19 @@ def ceiling(pixels: int, ppm: int) -> float:
     return n / dt
 
 
-DAEMON_ARGS: list[str] = []  # extra `edge serve` flags (--daemon-args)
+# `edge serve` flags: the bench stream states no instrument, and models bound to one (the
+# default ones are) refuse such a scan; --daemon-args adds to them
+DAEMON_ARGS: list[str] = ["--allow-foreign"]
+
+
+def taken(status: wire.Status, pixels: int, what: str) -> int:
+    """The pixels the daemon accepted; all of them, or the bench stops and says why (a
+    refused scan measured nothing: it once printed 0 spectra/s as a result)."""
+    n = int(status.counters.get("accepted", 0))
+    if n < pixels:
+        raise SystemExit(f"{what}: the daemon accepted {n} of {pixels} pixels "
+                         f"({status.refused or status.errors or status.detail.get('last_error')})")
+    return n
 
 
 def end_to_end(models: Path, tmp: Path, pixels: int, ppm: int, record: bool,
@@ -169,7 +181,7 @@ def end_to_end(models: Path, tmp: Path, pixels: int, ppm: int, record: bool,
     finally:
         d.stop()
         shutil.rmtree(rec, ignore_errors=True)
-    n = s.counters.get("accepted", 0)
+    n = taken(s, (pixels // ppm) * ppm, f"end to end, {ppm} px/msg")
     # the daemon's own account of the same run: its CPU inside the models, of all its CPU
     used = {k: s.counters.get(k, 0) - before.get(k, 0) for k in ("cpu_ms", "cpu_ms.models")}
     return {"rate": n / dt, "accepted": n, "seconds": dt, "latency": s.latency_ms,
@@ -209,6 +221,7 @@ def rss_1000(models: Path, tmp: Path, pixels: int) -> dict:
         w.resync()  # a late joiner's snapshot of the full 1000 x 1000 state, too
         w.close()
         peak = peak_rss_mb(d.proc.pid)
+        taken(d.status(), (pixels // 16) * 16, "1000 x 1000 scan")
         size = sum(f.stat().st_size for f in rec.glob("*.h5"))
     finally:
         d.stop()
@@ -223,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer pixels (a smoke run)")
     ap.add_argument("--daemon-args", default="", help='extra serve flags, e.g. "--threads 2"')
     args = ap.parse_args(argv)
-    DAEMON_ARGS[:] = args.daemon_args.split()
+    DAEMON_ARGS[:] = ["--allow-foreign", *args.daemon_args.split()]
     pixels = 8000 if args.quick else args.pixels
     tmp = Path(tempfile.mkdtemp(prefix="bench_edge_"))
     try:

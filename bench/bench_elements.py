@@ -132,11 +132,10 @@ def main(argv: list[str] | None = None) -> int:
               f"({time.perf_counter() - t0:.0f} s): serves {summary['serves']}; outputs "
               f"{', '.join(summary['outputs'])}")
         print(f"machine load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
-        bench_edge.DAEMON_ARGS[:] = ["--allow-foreign"]  # the stream states no instrument
         e2e = bench_edge.end_to_end(folder, tmp, pixels, 16, True)
         # the daemon's default is 2 ORT threads a model (more spectra/s of wall time, more CPU
         # a spectrum); the models-alone rows run one, so one thread is their like-for-like
-        bench_edge.DAEMON_ARGS[:] = ["--allow-foreign", "--threads", "1"]
+        bench_edge.DAEMON_ARGS.extend(["--threads", "1"])
         e2e1 = bench_edge.end_to_end(folder, tmp, pixels, 16, True)
         # every spectrum comes once, as in the daemon: a pool that stays in the CPU's cache
         # (256) ran the models up to 30 % faster than the daemon can
