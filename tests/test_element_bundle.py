@@ -293,3 +293,17 @@ def test_real_m6_spectrum_default_bundle():
     bin_kev = m["training"]["fastfit"]["continuum_bin_kev"]
     fit = _fit() if bin_kev == 3.0 else CompiledFit(M6, continuum_bin_kev=bin_kev)
     check_real_m6(DEFAULT, fit)
+
+
+def test_bench_models_runs_a_bundle_that_takes_live_time(bundle, tmp_path, capsys):
+    """`make bench`'s model rows on the served kind of element bundle (it declares live time;
+    the fused graph, which shares one input, is left out)."""
+    from export.tiny import write_tiny_bundles
+    from tests.test_export_bench import load_bench
+
+    write_tiny_bundles(tmp_path)
+    shutil.rmtree(tmp_path / "elements")
+    shutil.copytree(bundle, tmp_path / "elements")
+    assert load_bench().main(["--models", str(tmp_path), "--seconds", "0.03"]) == 0
+    out = capsys.readouterr().out
+    assert "fastfit+residual" in out and "fused graph" not in out
