@@ -236,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="fewer pixels (a smoke run)")
     ap.add_argument("--daemon-args", default="", help='extra serve flags, e.g. "--threads 2"')
     args = ap.parse_args(argv)
-    DAEMON_ARGS[:] = ["--allow-foreign", *args.daemon_args.split()]
+    DAEMON_ARGS.extend(args.daemon_args.split())
     pixels = 8000 if args.quick else args.pixels
     tmp = Path(tempfile.mkdtemp(prefix="bench_edge_"))
     try:
