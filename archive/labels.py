@@ -63,13 +63,14 @@ def prepare(path: str, cfg_text: str, refine: bool, *sums: np.ndarray) -> Prepar
     total = np.sum(sums, axis=0) if sums else np.zeros(0)
     with open_dataset(path) as ds:
         grid = ds.grid
+        live_s = float(np.asarray(ds.live_time_s, np.float64)[ds.acquired].sum())
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = Path(tmp) / "fit.cfg"
         cfg_path.write_text(cfg_text)
         info: dict = {}
         if refine:
             try:
-                cfg, info = refine_config(load_config(cfg_path, grid), total)
+                cfg, info = refine_config(load_config(cfg_path, grid), total, live_s)
                 return Prepared(cfg, total, info)
             except (np.linalg.LinAlgError, ValueError) as exc:
                 info = {"refine_skipped": str(exc)}

@@ -77,9 +77,9 @@ def measure_parts(paths: list[str], cfg_path: Path) -> dict[str, float]:
     fit_cube(flat, live, cfg)
     whole = clock() - t0
     n = len(flat)
-    total, _ = sum_spectrum(paths[0])
+    total, _, live_s = sum_spectrum(paths[0])
     t0 = clock()
-    refine_config(load_config(cfg_path, grid), total)
+    refine_config(load_config(cfg_path, grid), total, live_s)
     refine = clock() - t0
     pixels = counts.shape[0] * counts.shape[1]
     if whole - setup < 0.05 * whole:

@@ -122,9 +122,10 @@ class PymcaRef:
         self.base = make_config(desc, **opts)
         self._same: dict[EnergyGrid, Fitted] = {}  # without refinement: one per grid
 
-    def config(self, grid: EnergyGrid, spectrum: np.ndarray | None) -> tuple[
-            ConfigDict.ConfigDict, dict]:
-        """The configuration on `grid`, refined on `spectrum` (a sum spectrum) when asked."""
+    def config(self, grid: EnergyGrid, spectrum: np.ndarray | None, live_s: float | None = None
+               ) -> tuple[ConfigDict.ConfigDict, dict]:
+        """The configuration on `grid`, refined on `spectrum` (a sum spectrum of `live_s`
+        live seconds) when asked."""
         cfg = copy.deepcopy(self.base)
         lo, hi = (self.base["detector"]["zero"] + self.base["detector"]["gain"]
                   * self.base["fit"][k] for k in ("xmin", "xmax"))
@@ -134,15 +135,18 @@ class PymcaRef:
         if not self.refine or spectrum is None:
             return cfg, {}
         try:
-            return refine_config(cfg, spectrum)
+            return refine_config(cfg, spectrum, live_s)
         except (np.linalg.LinAlgError, ValueError) as exc:  # too few counts to refine
             return cfg, {"refine_skipped": str(exc)}
 
-    def fitted(self, counts: np.ndarray, grid: EnergyGrid) -> Fitted:
-        """PyMca for the spectra `counts` (N, C) on `grid`, refined on their own sum."""
+    def fitted(self, counts: np.ndarray, grid: EnergyGrid, live_time_s: np.ndarray | None = None
+               ) -> Fitted:
+        """PyMca for the spectra `counts` (N, C) on `grid`, refined on their own sum (of
+        `live_time_s`, their live times: the pile-up's scale, see refine_config)."""
         if not self.refine and grid in self._same:
             return self._same[grid]  # PyMca's configuration takes seconds: done once
-        cfg, info = self.config(grid, np.asarray(counts, np.float64).sum(axis=0))
+        live_s = None if live_time_s is None else float(np.sum(live_time_s))
+        cfg, info = self.config(grid, np.asarray(counts, np.float64).sum(axis=0), live_s)
         fitter = configured_fit(cfg)
         model = build_model(cfg, grid.channels, fitter=fitter)
         fitted = Fitted(cfg, info, fitter, model)
@@ -154,7 +158,7 @@ class PymcaRef:
 @dataclass
 class Fitted:
     cfg: ConfigDict.ConfigDict
-    refined: dict  # reduced chi-square, zero, gain, noise, Fano of the refinement
+    refined: dict  # reduced chi-square, zero, gain, noise, Fano, pile-up of the refinement
     fitter: ConfiguredFit
     model: FastFitModel  # the fast fit compiled from this configuration
 

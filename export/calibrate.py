@@ -105,7 +105,7 @@ def _held_sets(ref: PymcaRef, parts: list[tuple[LabScan, Part]], test_detectors:
         if not len(part.test):
             continue
         steps.start(f"PyMca on held-out {scan.name}")
-        fitted = ref.fitted(scan.counts[part.test], scan.grid)
+        fitted = ref.fitted(scan.counts[part.test], scan.grid, scan.live_time_s[part.test])
         labels = fitted.labels(scan.counts[part.test], scan.live_time_s[part.test])
         sets.append(HeldSet(scan, part.test, f"{scan.name}, {part.area}", fitted, labels))
         for det in test_detectors:
@@ -113,7 +113,7 @@ def _held_sets(ref: PymcaRef, parts: list[tuple[LabScan, Part]], test_detectors:
             other = load_scan(scan.source, det, ref.desc)
             if other.shape != scan.shape or other.grid.channels != scan.grid.channels:
                 raise ReaderError(scan.source, f"detector {det} has another shape or grid")
-            f2 = ref.fitted(other.counts[part.test], other.grid)
+            f2 = ref.fitted(other.counts[part.test], other.grid, other.live_time_s[part.test])
             lab2 = f2.labels(other.counts[part.test], other.live_time_s[part.test])
             sets.append(HeldSet(other, part.test, f"{other.name} (another detector), same "
                                 f"held-out pixels ({part.area})", f2, lab2, repeat=labels))
@@ -164,7 +164,7 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
     tr_counts = np.concatenate([s.counts[p.train] for s, p in tr])
     tr_live = np.concatenate([s.live_time_s[p.train] for s, p in tr])
     steps.start("PyMca: refine calibration, configure")
-    fitted = ref.fitted(tr_counts, grid)
+    fitted = ref.fitted(tr_counts, grid, tr_live)
     steps.start("PyMca labels")
     with steps.pixels(len(tr_counts), "PyMca labels") as bar:
         labels = np.concatenate([fitted.labels(s.counts[p.train], s.live_time_s[p.train], bar)

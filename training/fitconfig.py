@@ -197,6 +197,8 @@ def make_config(desc: InstrumentDescription, *, fit_kev: tuple[float, float] | N
         "fitweight": 1, "maxiter": 10, "deltachi": 0.001, "strategyflag": 0,
     })
     det = desc.detector
+    # pile-up factor "sum": PyMca's default, right for one spectrum of seconds; a scan's sum
+    # spectrum wants it scaled to its live time (training.labels.refine_config)
     cfg["detector"].update({
         "detele": "Te" if det.material == "CdTe" else det.material, "zero": grid.offset,
         "gain": grid.gain, "noise": det.noise_ev * 1e-3, "fano": det.fano, "fixedzero": 0,

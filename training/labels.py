@@ -15,6 +15,7 @@ so agreement with the simulator's truth is a real cross-check of both.
 from __future__ import annotations
 
 import argparse
+import copy
 import logging
 import sys
 from pathlib import Path
@@ -34,6 +35,9 @@ from training import fitconfig
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 _BLOCK_PIXELS = 16384  # spectra per PyMca call: bounds memory (PyMca works in float64)
+# a generous pulse-pair resolution (an SDD's pile-up inspector resolves ~0.05-1 us): the
+# refinement's second pile-up start, so it comes down onto the true factor (refine_config)
+PULSE_PAIR_S = 1e-6
 
 
 INSTRUMENTS_DIR = Path(__file__).resolve().parent / "instruments"
@@ -124,11 +128,11 @@ def fit_labels(
     scan's sum spectrum (its result goes into `info`), so one config serves every scan of an
     instrument even as its resolution or calibration drifts.
     """
-    total, grid = sum_spectrum(dataset_path)
+    total, grid, live_s = sum_spectrum(dataset_path)
     refined: dict = {}
     if refine:
         try:
-            cfg, refined = refine_config(load_config(cfg_path, grid), total)
+            cfg, refined = refine_config(load_config(cfg_path, grid), total, live_s)
         except (np.linalg.LinAlgError, ValueError) as exc:  # e.g. too few counts to refine
             refine, refined = False, {"refine_skipped": str(exc)}
     if info is not None:
@@ -167,12 +171,39 @@ def store_labels(
 
 
 def refine_config(
-    cfg: ConfigDict.ConfigDict, spectrum: np.ndarray,
+    cfg: ConfigDict.ConfigDict, spectrum: np.ndarray, live_time_s: float | None = None,
 ) -> tuple[ConfigDict.ConfigDict, dict]:
     """Full non-linear PyMca fit of one (sum) spectrum, as a PyMca user does before a batch
     fit: refines zero, gain, noise and Fano (which the linear fast fit holds fixed) and
-    returns the updated config and the fit's reduced chi-square."""
+    returns the updated config and the fit's reduced chi-square.
+
+    PyMca's pile-up factor multiplies the spectrum's self-convolution, so it scales as the
+    detector's pulse-pair time over the spectrum's live time: the config's 1e-8 suits one
+    spectrum of seconds, but a scan's sum of 1e4 live seconds wants ~5e-12, and started
+    2,000x too high the fit pins it there and bends noise and Fano to make up (a simulated
+    100 ms M6 scene: reduced chi-square 325,814, noise 0.060 keV and Fano 0.098 against the
+    instrument's 0.074 and 0.115). With the spectrum's `live_time_s` a second start scaled to
+    it (PULSE_PAIR_S / live time) is fitted too, and the lower chi-square wins.
+    """
+    starts = [float(cfg["detector"]["sum"])]
+    if cfg["fit"]["sumflag"] and live_time_s and live_time_s > 0:
+        starts.append(PULSE_PAIR_S / float(live_time_s))
+    fits = [_full_fit(cfg, spectrum, start) for start in starts]
+    chisq, fitted = min(fits, key=lambda f: f[0])
+    det = cfg["detector"]
+    det["zero"], det["gain"] = fitted["Zero"], fitted["Gain"]
+    det["noise"], det["fano"] = fitted["Noise"], fitted["Fano"]
+    return cfg, {"reduced_chisq": chisq, **fitted}  # Pileup: not kept, the fast fit frees it
+
+
+def _full_fit(cfg: ConfigDict.ConfigDict, spectrum: np.ndarray, pileup: float
+              ) -> tuple[float, dict[str, float]]:
+    """(reduced chi-square, fitted zero, gain, noise, Fano and pile-up factor) of one spectrum,
+    the pile-up factor started at `pileup` and free within [0, 2 x pileup] (PyMca's quoted
+    bounds)."""
     logging.getLogger("PyMca5").setLevel(logging.ERROR)
+    cfg = copy.deepcopy(cfg)
+    cfg["detector"]["sum"] = cfg["detector"]["deltasum"] = pileup
     theory = ClassMcaTheory.McaTheory()
     theory.configure(cfg)
     y = np.asarray(spectrum, dtype=np.float64)
@@ -181,20 +212,19 @@ def refine_config(
     theory.estimate()
     _, result = theory.startfit(digest=1)
     values = dict(zip(result["parameters"], result["fittedpar"], strict=True))
-    fitted = {k: float(values[k]) for k in ("Zero", "Gain", "Noise", "Fano")}
-    det = cfg["detector"]
-    det["zero"], det["gain"] = fitted["Zero"], fitted["Gain"]
-    det["noise"], det["fano"] = fitted["Noise"], fitted["Fano"]
     # PyMca's chisq is already reduced: weighted squared residuals / (points - free params)
-    return cfg, {"reduced_chisq": float(result["chisq"]), **fitted}
+    fitted = {k: float(values[k]) for k in ("Zero", "Gain", "Noise", "Fano")}
+    return float(result["chisq"]), {**fitted, "Pileup": float(values["Sum"])}
 
 
-def sum_spectrum(dataset_path: str | Path) -> tuple[np.ndarray, EnergyGrid]:
+def sum_spectrum(dataset_path: str | Path) -> tuple[np.ndarray, EnergyGrid, float]:
+    """(the acquired pixels' sum spectrum, the grid, their summed live time in seconds)."""
     with open_dataset(dataset_path) as ds:
         total = np.zeros(ds.shape[2])
         for rows, block in ds.spectra():
             total += block[ds.acquired[rows]].sum(axis=0, dtype=np.float64)
-        return total, ds.grid
+        live = float(np.asarray(ds.live_time_s, np.float64)[ds.acquired].sum())
+        return total, ds.grid, live
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -217,8 +247,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.dataset is None or args.cfg is None:
         parser.error("DATASET and CFG are required")
     if args.tune:
-        total, grid = sum_spectrum(args.dataset)
-        _, result = refine_config(load_config(args.cfg, grid), total)
+        total, grid, live_s = sum_spectrum(args.dataset)
+        _, result = refine_config(load_config(args.cfg, grid), total, live_s)
         print(", ".join(f"{k} {v:.5g}" for k, v in result.items()))
         return 0
     maps, info = store_labels(args.dataset, args.cfg, refine=not args.no_refine)
