@@ -58,12 +58,12 @@ def block_sum(path: str, block: Block) -> np.ndarray:
 def prepare(path: str, cfg_text: str, refine: bool, *sums: np.ndarray) -> Prepared:
     """The config on this dataset's calibration, refined on its sum spectrum when asked
     (skipped, as in training.labels, when the fit cannot be done: too few counts)."""
-    from training.labels import load_config, refine_config
+    from training.labels import acquired_live_s, load_config, refine_config
 
     total = np.sum(sums, axis=0) if sums else np.zeros(0)
     with open_dataset(path) as ds:
         grid = ds.grid
-        live_s = float(np.asarray(ds.live_time_s, np.float64)[ds.acquired].sum())
+        live_s = acquired_live_s(ds)
     with tempfile.TemporaryDirectory() as tmp:
         cfg_path = Path(tmp) / "fit.cfg"
         cfg_path.write_text(cfg_text)

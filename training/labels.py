@@ -223,8 +223,12 @@ def sum_spectrum(dataset_path: str | Path) -> tuple[np.ndarray, EnergyGrid, floa
         total = np.zeros(ds.shape[2])
         for rows, block in ds.spectra():
             total += block[ds.acquired[rows]].sum(axis=0, dtype=np.float64)
-        live = float(np.asarray(ds.live_time_s, np.float64)[ds.acquired].sum())
-        return total, ds.grid, live
+        return total, ds.grid, acquired_live_s(ds)
+
+
+def acquired_live_s(ds) -> float:
+    """The summed live time of an open dataset's acquired pixels (its sum spectrum's)."""
+    return float(np.asarray(ds.live_time_s, np.float64)[ds.acquired].sum())
 
 
 def main(argv: list[str] | None = None) -> int:
