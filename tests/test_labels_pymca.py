@@ -10,8 +10,17 @@ import pytest
 from proto.dataset import open_dataset, write_dataset
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid
-from training.labels import CONFIG_DIR, fit_labels, load_config, main, make_config, refine_config
+from training.labels import (
+    CONFIG_DIR,
+    INSTRUMENTS_DIR,
+    fit_labels,
+    load_config,
+    main,
+    make_config,
+    refine_config,
+)
 
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 DWELL_S = 0.1
 TRACE_COUNTS = 50  # mean counts per pixel below which Poisson noise alone caps Pearson r
 
@@ -159,12 +168,11 @@ def test_refinement_of_a_real_map_frees_its_pile_up():
     iterations, and converges to 4.68 with the factor at 5.8e-8, as from any start between
     3e-8 and 3e-7."""
     from export.calib_data import PymcaRef, load_scan
+    from export.real_spectra import IXRF
     from proto.instrument import load
 
-    real = Path(__file__).resolve().parents[2] / "shared" / "data"
-    desc = load(Path(__file__).resolve().parents[1] / "training" / "instruments"
-                / "ixrf_atlas.toml")
-    scan = load_scan(real / "ixrf_atlas" / "ts2_01_sub_export.GeoPIXE", 0, desc)
+    desc = load(INSTRUMENTS_DIR / "ixrf_atlas.toml")
+    scan = load_scan(DATA / IXRF, 0, desc)
     train = np.arange(len(scan.counts)) % scan.shape[1] <= 13
     cfg, _ = PymcaRef(desc, refine=False).config(scan.grid, None)
     total = scan.counts[train].sum(axis=0, dtype=np.float64)
