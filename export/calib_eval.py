@@ -9,7 +9,9 @@ gain-matched (one least-squares factor per element between the detectors); the c
 the gain-matched one, the stricter.
 
 An element has real signal when PyMca finds it above 3 sigma (the compiled fit's counting
-statistics) in at least SIGNAL_SHARE of the held-out pixels; the checks cover those only.
+statistics; its detection sigma where the fit fixed the element at zero, so a zero the fit
+is sure of no longer makes any positive PyMca value "signal") in at least SIGNAL_SHARE of the
+held-out pixels; the checks cover those only.
 """
 
 from __future__ import annotations
@@ -158,6 +160,9 @@ def summary(scores: list[dict]) -> str:
         failed = [f"{el} {_CHECK[k]}" for el, c in s["checks"].items() for k, v in c.items()
                   if not v]
         total = sum(len(c) for c in s["checks"].values())
+        if not total:
+            lines.append(f"{s['name']}: no element with real signal, nothing to check")
+            continue
         lines.append(f"{s['name']}: {total - len(failed)}/{total} checks pass"
                      + (f"; missed: {', '.join(failed)}" if failed else ""))
     return "\n".join(lines)

@@ -254,6 +254,10 @@ def reference_fit(model: FastFitModel, counts: np.ndarray, live_time_s: np.ndarr
     sigma = np.empty((len(x), len(model.outputs)))
     for i in range(len(x)):
         sigma[i] = np.sqrt(reduced_weights(model, last[i]) ** 2 @ np.maximum(y[i], 0))
+    # an output with every group fixed at zero: its sigma in the full fit (detection sigma)
+    fixed = last.astype(float) @ model.combine.T >= model.combine.sum(axis=1) - 0.5
+    full = np.sqrt(np.maximum(y, 0) @ ((model.combine @ model.weights) ** 2).T)
+    sigma = np.where(fixed, full, sigma)
     if live_time_s is not None:
         sigma /= np.sqrt(np.asarray(live_time_s, dtype=np.float64).reshape(-1, 1))
     return x @ model.combine.T, sigma

@@ -14,7 +14,10 @@ excluded block of the unit-weight covariance (the only per-pixel linear algebra:
 
 sigma is counting statistics through the weights of the pixel's last refit:
 sigma_g^2 = sum_c (u_g . W)_c^2 * counts_c, u_g the output row carried through that refit,
-so where As K is fixed at zero Pb L's sigma drops as its correlation with As K says.
+so where As K is fixed at zero Pb L's sigma drops as its correlation with As K says. An
+output the refit fixed at zero (all its groups) keeps its sigma of the full fit instead: its
+detection sigma (3 sigma is the detection limit there), where PyMca reports 0 -- "0 +- 0"
+would claim an absence known exactly, and a clipped value has no Gaussian spread to match.
 It needs raw counts: with counts per live second it takes live time as a second input
 (the bundle contract, proto/BUNDLE.md, has one input; the element bundle of part 2 decides
 how live time reaches it).
@@ -169,6 +172,7 @@ def build_graph(model: FastFitModel, *, quantity: Quantity = "counts",
     areas = g.op("MatMul", x, g.const(model.combine.T))
     counts = g.op("Relu", y)
     outputs = len(model.outputs)
+    full_sq = g.const(((model.combine @ model.weights) ** 2).T)  # sigma^2 of the full fit
     if model.refit_passes and model.peaks.any():
         # output rows through the last refit: u_g = S_g - E C[E,E]^-1 (C S_g^T)[E]
         cs = model.combine @ cov / scale  # (G, P), scaled like corr
@@ -180,8 +184,12 @@ def build_graph(model: FastFitModel, *, quantity: Quantity = "counts",
                                           g.ints(outputs, n), axis=0))
         root = g.op("Unsqueeze", g.op("Sqrt", counts), g.ints(1))
         var = g.op("ReduceSumSquare", g.op("Mul", rows, root), axes=[2], keepdims=0)
+        # an output whose every group was fixed at zero: its sigma in the full fit instead
+        fixed = g.op("GreaterOrEqual", g.op("MatMul", last, g.const(model.combine.T)),
+                     g.const(model.combine.sum(axis=1) - 0.5))
+        var = g.op("Where", fixed, g.op("MatMul", counts, full_sq), var)
     else:
-        var = g.op("MatMul", counts, g.const(((model.combine @ model.weights) ** 2).T))
+        var = g.op("MatMul", counts, full_sq)
     inputs = [helper.make_tensor_value_info("spectra", TensorProto.FLOAT, ["N", model.channels])]
     if quantity == "counts_per_live_second":
         inputs.append(helper.make_tensor_value_info("live_time_s", TensorProto.FLOAT, ["N", 1]))

@@ -136,6 +136,9 @@ def test_scores_and_checks():
     assert s["checks"]["A"] == {"fast_fit_r_ge_roi": False, "rel_rmse_within_floor": False}
     assert "A r≥ROI" in ev.summary([s]) and "0/2 checks pass" in ev.summary([s])
     assert "NO" in ev.text_table(s) and ev.md_table(s).count("\n") == 3
+    quiet = ref * [0.0, 1.0]  # A silent too: no element to check, said so (not "0/0 pass")
+    s = _held(quiet, quiet, quiet)
+    assert s["checks"] == {} and "no element with real signal" in ev.summary([s])
 
 
 def test_split_keeps_held_out_apart():

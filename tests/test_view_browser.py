@@ -239,11 +239,11 @@ def stand_in(tmp_path: Path, reply: wire.SnapshotReply):
 
 def test_below_the_detection_limit_is_grey_when_uncertainties_exist(world, tmp_path):
     """A stand-in daemon publishes Fe with an `Fe_sigma` plane: pixels at or under 3 sigma are
-    grey (an area fixed at zero too), the others coloured, and the legend says why."""
+    grey (a zero with sigma 0 too), the others coloured, and the legend says why."""
     *_, driver = world
     fe = np.array([[[10, 10, 1, 0], [10, 10, 1, 1]]], np.float32)
     sigma = np.ones_like(fe)
-    sigma[0, 0, 3] = 0.0  # (3, 0): an area the fit fixed at zero, sigma 0
+    sigma[0, 0, 3] = 0.0  # (3, 0): a zero with sigma 0, as PyMca's own maps give
     frames = (
         wire.Preview("rgb", "dl", 1, (0, 0, 4, 2), True, ("R", "G", "B"),
                      np.full((2, 4, 3), 128, np.uint8)),

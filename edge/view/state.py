@@ -9,8 +9,9 @@ MAX_SIDE**2 x (3 + 8 E + 4)), nothing per browser.
 
 Element planes named `<element>_sigma` (or `<element>_errors`, the name the recording's
 NeXus `predictions` group uses) are the uncertainty of `<element>`; the fast fit's element
-bundle publishes them (counting statistics). The page greys a pixel below its detection limit
-(value <= 3 sigma: an area the fit fixed at zero has sigma 0 and is not detected either).
+bundle publishes them (counting statistics; for an area the fit fixed at zero, its sigma
+in the full fit). The page greys a pixel below its detection limit (value <= 3 sigma; `<=`
+so a zero with sigma 0, as PyMca's own maps give, is not detected either).
 """
 
 from __future__ import annotations

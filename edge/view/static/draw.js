@@ -124,7 +124,7 @@ function paintElement(L, canvas, box) {
   for (let y = y0, t = 0; y < y1; y++) {
     for (let x = x0, i = y * L.w + x0; x < x1; x++, i++, t += 4) {
       const v = Math.max(0, plane[i]);  // negatives are shown as zero
-      // below the detection limit; `<=` so an area the fit fixed at zero (sigma 0) is too
+      // below the detection limit; `<=` so a zero with sigma 0 (PyMca's maps) is too
       const rgb = sigma && plane[i] <= 3 * sigma[i] ? GREY
         : LUT[Math.max(0, Math.min(255, Math.floor(((v - lo) / span) * 255)))];
       d[t] = rgb[0]; d[t + 1] = rgb[1]; d[t + 2] = rgb[2]; d[t + 3] = 255;
