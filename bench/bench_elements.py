@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         from proto.instrument import load
 
         ref = PymcaRef(load(TOML), quick=True, refine=False)
-        fitted = ref.fitted(pool.astype(np.float64), bench_edge.STREAM)
+        fitted = ref.fitted(pool.astype(np.float64), bench_edge.STREAM, live)
         fit_sess = session(build_graph(fitted.model), threads=1)
         x = pool.astype(np.float32)
         fit_rate = cpu_rate(lambda: in_batches(fit_sess, x), len(x))

@@ -139,14 +139,13 @@ class PymcaRef:
         except (np.linalg.LinAlgError, ValueError) as exc:  # too few counts to refine
             return cfg, {"refine_skipped": str(exc)}
 
-    def fitted(self, counts: np.ndarray, grid: EnergyGrid, live_time_s: np.ndarray | None = None
-               ) -> Fitted:
+    def fitted(self, counts: np.ndarray, grid: EnergyGrid, live_time_s: np.ndarray) -> Fitted:
         """PyMca for the spectra `counts` (N, C) on `grid`, refined on their own sum (of
         `live_time_s`, their live times: the pile-up's scale, see refine_config)."""
         if not self.refine and grid in self._same:
             return self._same[grid]  # PyMca's configuration takes seconds: done once
-        live_s = None if live_time_s is None else float(np.sum(live_time_s))
-        cfg, info = self.config(grid, np.asarray(counts, np.float64).sum(axis=0), live_s)
+        cfg, info = self.config(grid, np.asarray(counts, np.float64).sum(axis=0),
+                                float(np.sum(live_time_s)))
         fitter = configured_fit(cfg)
         model = build_model(cfg, grid.channels, fitter=fitter)
         fitted = Fitted(cfg, info, fitter, model)

@@ -87,7 +87,8 @@ def test_fastfit_bundle_single_input(calibrated, tmp_path):
 
     desc = load(_small_toml(tmp_path))
     scan = load_scan(IXRF, "det1", desc)
-    fitted = PymcaRef(desc, quick=True, refine=False).fitted(scan.counts, scan.grid)
+    fitted = PymcaRef(desc, quick=True, refine=False).fitted(scan.counts, scan.grid,
+                                                             scan.live_time_s)
     counts, live = scan.counts[:20], scan.live_time_s[:20]
     bundle, parity = fastfit_bundle(fitted.model, scan.grid, tmp_path / "b", check_counts=counts,
                                     check_live=live, fields={})

@@ -37,7 +37,8 @@ def _model():
         path = Path(tmp) / "ixrf_small.toml"
         path.write_text(TOML.read_text() + "\n[fit]\nrange_kev = [3.0, 9.5]\n")
         desc = load(path)
-    fitted = PymcaRef(desc, quick=True, refine=False).fitted(np.ones((1, GRID.channels)), GRID)
+    fitted = PymcaRef(desc, quick=True, refine=False).fitted(np.ones((1, GRID.channels)), GRID,
+                                                             np.ones(1))
     return fitted.model
 
 

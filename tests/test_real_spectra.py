@@ -56,7 +56,8 @@ def test_model_roi_gain_on_real_ixrf(tmp_path):
                     + "\n[fit]\nrange_kev = [3.0, 9.5]\n")
     desc = load(toml)
     scan = load_scan(IXRF, "det0", desc)
-    fitted = PymcaRef(desc, quick=True, refine=False).fitted(scan.counts, scan.grid)
+    fitted = PymcaRef(desc, quick=True, refine=False).fitted(scan.counts, scan.grid,
+                                                             scan.live_time_s)
     outputs = fitted.model.outputs
     gain = model_roi_gain(fitted.cfg, scan.grid, outputs)
     roi = roi_sums(rates_from_counts(scan.counts, scan.live_time_s, scan.grid), outputs) * gain
