@@ -25,10 +25,10 @@ how live time reaches it).
 Cost on the 2-core box, CPU time of one ONNX Runtime thread (M6: 1541-channel window, SNIP
 width 40, 8 outputs): SNIP ~120 us a spectrum (40 x Conv + Min over 1700 values: ORT's
 elementwise kernels run at ~2 G values/s here), Savitzky-Golay ~25 us, sigma ~50-100 us,
-the rest ~20-30 us: 4.2-4.9 k spectra per CPU second against PyMca's whole-map call at
-1.4-2.1 k (2.3-3x) and PyMca spectrum by spectrum at 1-7 (bench/bench_fastfit.py). The SNIP
-alone caps the graph near 8 k/s; it scales with window channels x SNIP width, so a 20 eV
-grid (half of each) is ~2.5x faster.
+the rest ~20-30 us: 3.4-4.9 k spectra per CPU second against PyMca's whole-map call at
+1.4-2.1 k (1.7-3x; the shared box moves both from run to run) and PyMca spectrum by
+spectrum at 1-7 (bench/bench_fastfit.py). The SNIP alone caps the graph near 8 k/s; it
+scales with window channels x SNIP width, so a 20 eV grid (half of each) is ~2x faster.
 """
 
 from __future__ import annotations
