@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PyMca5.PyMcaIO import ConfigDict
 
+from export.calib_header import header_conflict, spot_um
 from export.fastfit import ConfiguredFit, FastFitModel, build_model, configured_fit
 from proto.energy import EnergyGrid
 from proto.instrument import InstrumentDescription
@@ -71,7 +72,8 @@ def detectors_of(path: str | Path) -> tuple[str, ...]:
 def load_scan(path: str | Path, detector: str | int | None, desc: InstrumentDescription
               ) -> LabScan:
     """One detector (index, name or "sum") of a file; a multi-detector file without a choice
-    is summed, as `make convert` does. A file without calibration takes the description's."""
+    is summed, as `make convert` does. A file without calibration takes the description's.
+    A file whose header states another excitation than `desc` is refused (calib_header)."""
     path = Path(path)
     scan = read(path)
     names = scan.detector_names
@@ -89,10 +91,12 @@ def load_scan(path: str | Path, detector: str | int | None, desc: InstrumentDesc
         grid = nominal
     if picked.live_time_s is None:
         raise ReaderError(path, "no live time in the file (convert it with --live-time)")
+    if (conflict := header_conflict(picked.instrument, desc)) is not None:
+        raise ReaderError(path, conflict)
     h, w = picked.hw
     label = picked.scan.get("detector", "") if names else ""
     pixel_um = picked.scan.get("pixel_size_um") or 0.0
-    spot = getattr(desc.excitation, "spot_um", 0.0) or 0.0
+    spot = spot_um(picked.instrument, desc)
     return LabScan(
         name=path.stem + (f"[{label}]" if label else ""), source=path, detector=label,
         shape=(h, w), counts=np.asarray(picked.counts, np.float32).reshape(h * w, -1),

@@ -6,7 +6,8 @@
 
 SCANs are any file training.readers reads (dataset files from `make convert`, IXRF .GeoPIXE,
 APS MAPS HDF5, Bruker ...); `--detector` picks one element of a multi-detector scan (default:
-their sum). The steps, each long one with a progress bar:
+their sum). A scan whose own header states another excitation than the description is
+refused before any work (export.calib_header). The steps, each long one with a progress bar:
 
 1. PyMca's configuration from the description (training.fitconfig);
 2. the held-out pixels: --test scans, a --held-out rectangle of the first scan, or the last
@@ -291,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
                             refine=not a.no_refine, quick=a.quick, residual=not a.no_residual,
                             epochs=a.epochs, work=a.work)
     except (ReaderError, SplitError, ValueError) as exc:
-        print(f"calibrate: {exc}", file=sys.stderr)
+        tqdm.write(f"calibrate: {exc}", file=sys.stderr)  # on its own line, above the bar
         return 1
     print(report(summary))
     print(f"bundle: {Path(a.out) / a.name}")
