@@ -76,6 +76,10 @@ def test_held_out_rectangle_never_touches_training():
         split([scene], [], Rect(25, 0, 8, 4), [0.0])
     with pytest.raises(SplitError, match="training pixels left"):
         split([scene], [], Rect(0, 0, 30, 20), [0.0])
+    # a beam as wide as the scan leaves nothing beside the rectangle, and the message says why
+    with pytest.raises(SplitError, match=r"the 23 px kept out around it \(the footprint of a "
+                                         r"17.9 px beam\)"):
+        split([scene], [], Rect(22, 0, 8, 20), [17.9])
 
 
 def load_scene_stub(shape):

@@ -133,8 +133,11 @@ def split(train: list[Scene], tests: list[Scene], held_out: Rect | None, spot_px
     n_train = sum(len(p.train) for p in parts)
     n_test = sum(len(p.test) for p in parts)
     if n_train < MIN_TRAIN:
-        raise SplitError(f"only {n_train} training pixels left (need {MIN_TRAIN}): make the "
-                         "held-out area smaller or add scans")
+        margin = "" if held_out is None else (
+            f" beside the held-out rectangle and the {gap} px kept out around it (the "
+            f"footprint of a {spot_px[0]:.3g} px beam)")
+        raise SplitError(f"only {n_train} training pixels left (need {MIN_TRAIN}){margin}: "
+                         "make the held-out area smaller or add scans")
     if n_test < MIN_TEST:
         raise SplitError(f"only {n_test} held-out pixels (need {MIN_TEST}): make the "
                          "held-out area larger")
