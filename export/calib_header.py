@@ -1,13 +1,15 @@
 """Does a lab scan's own header agree with the instrument description it is calibrated with?
 
 `make calibrate` builds a bundle for the description it is given, from the scans it is given.
-Where a scan's file states its excitation (an IXRF export's tube, a Bruker file's beam
-voltage, an APS MAPS file's beam energy), a description that says otherwise is a user's
-mistake: the bundle would carry one instrument's fingerprint and another's spectra, and the
-split would size its margin from the wrong beam spot. Checked here, said in one line.
+Where a scan's file names its instrument (a dataset converted with --instrument: its
+fingerprint) or states its excitation (an IXRF export's tube, a Bruker file's beam voltage,
+an APS MAPS file's beam energy), a description that says otherwise is a user's mistake: the
+bundle would carry one instrument's fingerprint and another's spectra, and the split would
+size its margin from the wrong beam spot. Checked here, said in one line.
 
-Only what shapes the spectra is checked (the excitation, as the fingerprint hashes it); the
-beam spot is an operating setting: the file's own, where it states one, sizes the margin.
+A named instrument is checked whole (its fingerprint); otherwise only the excitation the
+header states. The beam spot is an operating setting, never a conflict: the file's own,
+where it states one, sizes the margin.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from proto.instrument import InstrumentDescription, Monochromatic, Tube
+from proto.identity import Identity, differences, parse_identity, stream_instrument
+from proto.instrument import InstrumentDescription, InstrumentError, Monochromatic, Tube
 
 VOLTAGE_TOLERANCE = 0.02  # kV as a share: headers round; a 40 kV scan is no 50 kV one
 ENERGY_TOLERANCE = 0.005  # monochromatic beam energy as a share
@@ -44,9 +47,25 @@ def _describes(desc: InstrumentDescription) -> str:
     return f"a {x.energy_kev:g} keV monochromatic beam"
 
 
+def _named(header: Mapping[str, Any]) -> Identity | None:
+    """The instrument a dataset file names (a fingerprint, proto/INSTRUMENT.md), else None."""
+    try:
+        return parse_identity(stream_instrument(header))
+    except (InstrumentError, ValueError, TypeError):
+        return None
+
+
 def header_conflict(header: Mapping[str, Any], desc: InstrumentDescription) -> str | None:
     """What the header states against the description, in words, or None where they agree
     (or the header states nothing checkable)."""
+    if (ident := _named(header)) is not None:
+        if ident.fingerprint == desc.fingerprint():
+            return None
+        what = (f" ({'; '.join(differences(ident.description, desc))})"
+                if ident.description is not None else "")
+        return (f"it was recorded by {ident.label}, not by the description's '{desc.name}' "
+                f"(fingerprint {desc.fingerprint()[:12]}){what}: calibrate with the "
+                "description of the instrument that recorded this scan")
     anode, kv, kev = _stated(header)
     x = desc.excitation
     said = []

@@ -73,3 +73,18 @@ def test_calibrate_refuses_another_instruments_scan_in_one_line(capsys, tmp_path
     assert any(line.startswith("calibrate: ") and "states a Mo anode" in line
                and "'M6 Jetstream' has a Rh tube at 50 kV" in line for line in err)
     assert not any(tmp_path.iterdir())  # refused before any work
+
+
+def test_a_dataset_that_names_its_instrument_is_checked_by_fingerprint():
+    """A dataset converted with --instrument keeps its description: the fingerprints decide,
+    and the refusal names both instruments and what differs."""
+    m6, m1 = (load(INSTRUMENTS / f"{n}.toml") for n in ("m6_jetstream", "m1_mistral"))
+    record = {"anode": "W", "voltage_kv": 50.0, "description": m1.to_dict()}
+    assert header_conflict(record, m1) is None
+    said = header_conflict(record, m6)
+    assert said.startswith("it was recorded by 'M1 Mistral' (fingerprint ca9515d47713), not "
+                           "by the description's 'M6 Jetstream' (fingerprint b2639cdbf6a9)")
+    assert "excitation.anode W vs Rh" in said
+    # a stated fingerprint without tables is still another instrument's
+    assert "recorded by 'lab XRF'" in header_conflict({"name": "lab XRF",
+                                                       "fingerprint": "a" * 64}, m6)
