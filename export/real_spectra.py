@@ -124,13 +124,16 @@ def m6_section(real: Path, models: Path) -> tuple[str, dict]:
     text = "\n".join([
         f"### Bruker M6 Jetstream spectrum (`{SPX}`, {live:.2f} s live)\n",
         f"One spectrum, so no map statistics: the values themselves, in counts per live second; "
-        f"σ from counting statistics through the compiled fit. ROI's gain comes from PyMca's own "
+        f"σ from counting statistics through the compiled fit (for an element the fit fixes at "
+        f"zero, as As here, its detection σ: that of its estimate in the full fit, 3σ being "
+        f"the detection limit). ROI's gain comes from PyMca's own "
         f"unit line responses (no lab maps of this instrument to fit one on). {bundle_note}\n",
         _md(head, body), "",
         f"The same spectrum as a {RESAMPLE_S * 1e3:.0f} ms pixel ({RESAMPLES} Poisson "
         "resamples, as a map pixel would see it): mean and spread of each method against "
         "PyMca's 28 s value; the spread of PyMca's own fit of the resamples is the "
-        "repeat-measurement floor, and the compiled σ predicts it.\n",
+        "repeat-measurement floor, and the compiled σ predicts it (except for a value fixed "
+        "at zero, whose clipped spread is narrower than its detection σ).\n",
         _md(head2, body2)])
     return text, {"pymca": pymca.tolist(), "fast_fit": ours[0].tolist(),
                   "within_bar": [r[-1] == "yes" for r in body], "outputs": list(outputs),
