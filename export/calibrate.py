@@ -28,6 +28,7 @@ refused before any work (export.calib_header). The steps, each long one with a p
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from dataclasses import dataclass
@@ -286,6 +287,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work", default="artifacts/calibrate",
                     help="folder for the refined PyMca config, summary and table")
     a = ap.parse_args(argv)
+    folder = Path(a.out) / a.name
+    was = _instrument_of(folder)
     try:
         summary = calibrate(a.instrument, a.scans, a.out, name=a.name, detector=a.detector,
                             tests=a.test, held_out=a.held_out, test_detectors=a.test_detector,
@@ -295,8 +298,19 @@ def main(argv: list[str] | None = None) -> int:
         tqdm.write(f"calibrate: {exc}", file=sys.stderr)  # on its own line, above the bar
         return 1
     print(report(summary))
-    print(f"bundle: {Path(a.out) / a.name}")
+    now = _instrument_of(folder)
+    print(f"bundle: {folder}" + (f" (replaces the {was} bundle that was there)"
+                                 if was is not None and was != now else ""))
     return 0
+
+
+def _instrument_of(folder: Path) -> str | None:
+    """The instrument an element bundle's manifest names ('M6 Jetstream'), if any: a lab
+    serving models/ should hear that calibrate replaced another instrument's bundle."""
+    try:
+        return str(json.loads((folder / "manifest.json").read_text())["instruments"][0]["name"])
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return None
 
 
 if __name__ == "__main__":

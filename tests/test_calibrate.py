@@ -7,6 +7,8 @@ configures in about a second instead of tens) and the coarse tube continuum (--q
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -31,15 +33,23 @@ def _small_toml(tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def calibrated(tmp_path_factory):
+    """The command a lab runs, over a models folder that served another instrument."""
     if not IXRF.exists():
         pytest.skip(f"real data not found: {IXRF}")
-    from export.calibrate import calibrate
+    from export.calibrate import main
 
     tmp = tmp_path_factory.mktemp("calibrate")
-    summary = calibrate(_small_toml(tmp), [IXRF], tmp / "models", detector="0",
-                        test_detectors=["1"], quick=True, epochs=20, work=tmp / "work",
-                        progress=False)
-    return tmp, summary
+    (tmp / "models" / "elements").mkdir(parents=True)
+    (tmp / "models" / "elements" / "manifest.json").write_text(
+        json.dumps({"instruments": [{"name": "M6 Jetstream"}]}))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main([str(_small_toml(tmp)), str(IXRF), "--out", str(tmp / "models"),
+                     "--detector", "0", "--test-detector", "1", "--quick", "--epochs", "20",
+                     "--work", str(tmp / "work")])
+    assert code == 0
+    summary = json.loads((tmp / "work" / "elements" / "summary.json").read_text())
+    return tmp, summary, printed.getvalue()
 
 
 def test_calibrate_ixrf_end_to_end(calibrated):
@@ -47,7 +57,10 @@ def test_calibrate_ixrf_end_to_end(calibrated):
     the bundle on disk verifies and states its held-out error against PyMca and ROI."""
     from proto.bundle import load_bundle
 
-    tmp, summary = calibrated
+    tmp, summary, printed = calibrated
+    assert "checks pass" in printed  # the table, then where the bundle went and what it replaced
+    assert printed.rstrip().endswith(f"bundle: {tmp / 'models' / 'elements'} (replaces the "
+                                     "M6 Jetstream bundle that was there)")
     bundle = load_bundle(tmp / "models" / "elements")
     m = bundle.manifest
     assert m.kind == "elements" and {"Ca", "Mn", "Fe", "Cu"} <= set(m.outputs)
@@ -108,7 +121,7 @@ def test_served_says_where_the_residual_would_be_served(calibrated):
     from export.calib_data import load_scan
     from proto.instrument import load
 
-    tmp, _ = calibrated
+    tmp, *_ = calibrated
     scan = load_scan(IXRF, "0", load(TOML))
     served = Served(tmp / "models" / "elements")
     counts, live = scan.counts[:100], scan.live_time_s[:100]
