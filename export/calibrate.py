@@ -28,7 +28,6 @@ refused before any work (export.calib_header). The steps, each long one with a p
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +47,7 @@ from export.calib_bundle import (
 )
 from export.calib_data import Fitted, LabScan, PymcaRef, epochs_for, load_scan, split_scans
 from export.element_bundle import FitOnGrid
+from proto.bundle import BundleError, read_manifest
 from proto.energy import Rebinner, counts_per_live_second
 from proto.identity import identity_map
 from proto.instrument import load as load_description
@@ -305,12 +305,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _instrument_of(folder: Path) -> str | None:
-    """The instrument an element bundle's manifest names ('M6 Jetstream'), if any: a lab
+    """The instrument a bundle was trained for ('M6 Jetstream'), if it names one: a lab
     serving models/ should hear that calibrate replaced another instrument's bundle."""
     try:
-        return str(json.loads((folder / "manifest.json").read_text())["instruments"][0]["name"])
-    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        named = read_manifest(folder).identities
+    except (BundleError, OSError):
         return None
+    return named[0].name if named else None
 
 
 if __name__ == "__main__":

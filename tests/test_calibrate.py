@@ -37,11 +37,13 @@ def calibrated(tmp_path_factory):
     if not IXRF.exists():
         pytest.skip(f"real data not found: {IXRF}")
     from export.calibrate import main
+    from export.tiny import write_tiny_bundle
+    from proto.identity import identity_map
+    from proto.instrument import load
 
     tmp = tmp_path_factory.mktemp("calibrate")
-    (tmp / "models" / "elements").mkdir(parents=True)
-    (tmp / "models" / "elements" / "manifest.json").write_text(
-        json.dumps({"instruments": [{"name": "M6 Jetstream"}]}))
+    m6 = load(ROOT / "training" / "instruments" / "m6_jetstream.toml")
+    write_tiny_bundle(tmp / "models" / "elements", "elements", instruments=[identity_map(m6)])
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         code = main([str(_small_toml(tmp)), str(IXRF), "--out", str(tmp / "models"),
