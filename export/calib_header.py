@@ -91,4 +91,4 @@ def header_conflict(header: Mapping[str, Any], desc: InstrumentDescription) -> s
 def spot_um(header: Mapping[str, Any], desc: InstrumentDescription) -> float:
     """The beam spot (FWHM, um) the scan was taken with: its header's, else the description's
     (0: unknown)."""
-    return _number(header.get("spot_um")) or getattr(desc.excitation, "spot_um", None) or 0.0
+    return _number(header.get("spot_um")) or desc.excitation.spot_um or 0.0
