@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -62,6 +63,44 @@ class LabScan:
         rates[live <= 0] = np.nan  # never acquired: in neither side
         return Scene(self.name, self.source, self.shape, rates,
                      float(np.median(live[live > 0])))
+
+
+class Rows:
+    """Pixels `idx` of lab scans as (N, C) float32 rows, made a slice at a time: one side of a
+    split without an (N, C) copy of the map (a 490 x 490 x 4096 scan is 3.9 GB as float32;
+    its copies and float64 quotients took calibrate past 23 GB). Counts, or with
+    `per_live_second` counts per live second (training.residual's SpectraRows)."""
+
+    def __init__(self, parts: Sequence[tuple[LabScan, np.ndarray]],
+                 per_live_second: bool = False) -> None:
+        self.parts = [(scan, np.asarray(idx)) for scan, idx in parts if len(idx)]
+        if not self.parts:
+            raise ValueError("no pixels")
+        self.ends = np.cumsum([len(idx) for _, idx in self.parts])
+        self.per_live_second = per_live_second
+        self.live_time_s = np.concatenate([s.live_time_s[i] for s, i in self.parts])
+
+    def __len__(self) -> int:
+        return int(self.ends[-1])
+
+    def __getitem__(self, rows: slice) -> np.ndarray:
+        return self.take(np.arange(*rows.indices(len(self))))
+
+    def take(self, positions: np.ndarray) -> np.ndarray:
+        which = np.searchsorted(self.ends, positions, side="right")
+        out = np.empty((len(positions), self.parts[0][0].counts.shape[1]), np.float32)
+        for k, (scan, idx) in enumerate(self.parts):
+            here = which == k
+            pixels = idx[positions[here] - (self.ends[k] - len(idx))]
+            out[here] = scan.counts[pixels] if not self.per_live_second else (
+                scan.counts[pixels] / np.maximum(scan.live_time_s[pixels], 1e-12)[:, None])
+        return out
+
+
+def total_counts(counts: np.ndarray | Rows) -> np.ndarray:
+    """(C,) float64 sum spectrum, LABEL_BLOCK rows at a time (no float64 copy of them all)."""
+    return sum(np.asarray(counts[i:i + LABEL_BLOCK]).sum(axis=0, dtype=np.float64)
+               for i in range(0, len(counts), LABEL_BLOCK))
 
 
 def detectors_of(path: str | Path) -> tuple[str, ...]:
@@ -143,13 +182,13 @@ class PymcaRef:
         except (np.linalg.LinAlgError, ValueError) as exc:  # too few counts to refine
             return cfg, {"refine_skipped": str(exc)}
 
-    def fitted(self, counts: np.ndarray, grid: EnergyGrid, live_time_s: np.ndarray) -> Fitted:
+    def fitted(self, counts: np.ndarray | Rows, grid: EnergyGrid, live_time_s: np.ndarray
+               ) -> Fitted:
         """PyMca for the spectra `counts` (N, C) on `grid`, refined on their own sum (of
         `live_time_s`, their live times: the pile-up's scale, see refine_config)."""
         if not self.refine and grid in self._same:
             return self._same[grid]  # PyMca's configuration takes seconds: done once
-        cfg, info = self.config(grid, np.asarray(counts, np.float64).sum(axis=0),
-                                float(np.sum(live_time_s)))
+        cfg, info = self.config(grid, total_counts(counts), float(np.sum(live_time_s)))
         fitter = configured_fit(cfg)
         model = build_model(cfg, grid.channels, fitter=fitter)
         fitted = Fitted(cfg, info, fitter, model)
@@ -165,15 +204,15 @@ class Fitted:
     fitter: ConfiguredFit
     model: FastFitModel  # the fast fit compiled from this configuration
 
-    def labels(self, counts: np.ndarray, live_time_s: np.ndarray, progress=None) -> np.ndarray:
+    def labels(self, counts: np.ndarray | Rows, live_time_s: np.ndarray, progress=None
+               ) -> np.ndarray:
         """(N, G) PyMca fast-fit areas per live second in model.outputs order, the whole set
         in one call per LABEL_BLOCK spectra (as training.labels), pile-up from its sum."""
         logging.getLogger("PyMca5").setLevel(logging.ERROR)
-        counts = np.asarray(counts, np.float64)
-        ysum = counts.sum(axis=0)
+        ysum = total_counts(counts)
         out = np.zeros((len(counts), len(self.model.outputs)), np.float32)
         for i in range(0, len(counts), LABEL_BLOCK):
-            block = counts[i:i + LABEL_BLOCK]
+            block = np.asarray(counts[i:i + LABEL_BLOCK], np.float64)
             res = self.fitter.fitMultipleSpectra(y=block, configuration=self.cfg, weight=0,
                                                  refit=1, concentrations=0, ysum=ysum)
             names = [str(n) for n in res.labels("parameters")]

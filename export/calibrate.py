@@ -45,7 +45,15 @@ from export.calib_bundle import (
     torch_served,
     write_element_bundle,
 )
-from export.calib_data import Fitted, LabScan, PymcaRef, epochs_for, load_scan, split_scans
+from export.calib_data import (
+    Fitted,
+    LabScan,
+    PymcaRef,
+    Rows,
+    epochs_for,
+    load_scan,
+    split_scans,
+)
 from export.element_bundle import FitOnGrid
 from proto.bundle import BundleError, read_manifest
 from proto.energy import Rebinner, counts_per_live_second
@@ -58,6 +66,10 @@ from training.readers import ReaderError
 from training.roi import RoiModel
 
 CHECK = 256  # held-out spectra the compiled fit is checked on against its float64 reference
+# training pixels the in-domain subspace and signal range are fitted on: a random subset of a
+# large map (its statistics settle long before), every pixel of a smaller one
+DOMAIN_SPECTRA = 50_000
+CHUNK = 4096  # training rows read at a time where a whole-set array is not needed
 
 
 @dataclass
@@ -107,38 +119,37 @@ def _held_sets(ref: PymcaRef, parts: list[tuple[LabScan, Part]], test_detectors:
         if not len(part.test):
             continue
         steps.start(f"PyMca on held-out {scan.name}")
-        fitted = ref.fitted(scan.counts[part.test], scan.grid, scan.live_time_s[part.test])
-        labels = fitted.labels(scan.counts[part.test], scan.live_time_s[part.test])
+        held = Rows([(scan, part.test)])
+        fitted = ref.fitted(held, scan.grid, held.live_time_s)
+        labels = fitted.labels(held, held.live_time_s)
         sets.append(HeldSet(scan, part.test, f"{scan.name}, {part.area}", fitted, labels))
         for det in test_detectors:
             steps.start(f"PyMca on detector {det}")
             other = load_scan(scan.source, det, ref.desc)
             if other.shape != scan.shape or other.grid.channels != scan.grid.channels:
                 raise ReaderError(scan.source, f"detector {det} has another shape or grid")
-            f2 = ref.fitted(other.counts[part.test], other.grid, other.live_time_s[part.test])
-            lab2 = f2.labels(other.counts[part.test], other.live_time_s[part.test])
+            seen = Rows([(other, part.test)])
+            f2 = ref.fitted(seen, other.grid, seen.live_time_s)
+            lab2 = f2.labels(seen, seen.live_time_s)
             sets.append(HeldSet(other, part.test, f"{other.name} (another detector), same "
                                 f"held-out pixels ({part.area})", f2, lab2, repeat=labels))
     return sets
 
 
-def _residual(fit, train: tuple, held: HeldSet, fitted: Fitted, epochs: int | None
-              ) -> tuple[object | None, dict]:
+def _residual(fit, train: Rows, labels: np.ndarray, held: HeldSet, fitted: Fitted,
+              epochs: int | None) -> tuple[object | None, dict]:
     """The residual MLP through training.residual (its API), or (None, why not)."""
     try:
         from training.residual import ResidualConfig, train_residual
     except ImportError as exc:
         return None, {"skipped": f"training.residual not available ({exc})"}
-    counts, live, labels = train
-    n_train = len(counts)
-    rates = np.concatenate([counts, held.scan.counts[held.idx]]) / np.maximum(
-        np.concatenate([live, held.scan.live_time_s[held.idx]]), 1e-12)[:, None]
+    rates = Rows([*train.parts, (held.scan, held.idx)], per_live_second=True)
     targets = np.concatenate([labels, held.reference])
-    mask = np.arange(len(rates)) >= n_train
-    cfg = ResidualConfig(epochs=epochs or epochs_for(n_train))
-    net, metrics = train_residual(fit, rates.astype(np.float32), np.concatenate(
-        [live, held.scan.live_time_s[held.idx]]), targets, held_out=mask,
-        outputs=fitted.model.outputs, grid=held.scan.grid, cfg=cfg, progress=False)
+    mask = np.arange(len(rates)) >= len(train)
+    cfg = ResidualConfig(epochs=epochs or epochs_for(len(train)))
+    net, metrics = train_residual(fit, rates, rates.live_time_s, targets, held_out=mask,
+                                  outputs=fitted.model.outputs, grid=held.scan.grid, cfg=cfg,
+                                  progress=False)
     return net, metrics
 
 
@@ -162,21 +173,20 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
         raise ReaderError(train[0].source, "the scans have different calibrations: calibrate "
                                            "each instrument setting on its own")
     parts = split_scans(train, test, held_out)
-    tr = [(s, p) for s, p in parts if len(p.train)]
-    tr_counts = np.concatenate([s.counts[p.train] for s, p in tr])
-    tr_live = np.concatenate([s.live_time_s[p.train] for s, p in tr])
+    tr = Rows([(s, p.train) for s, p in parts])
+    tr_live = tr.live_time_s
     steps.start("PyMca: refine calibration, configure")
-    fitted = ref.fitted(tr_counts, grid, tr_live)
+    fitted = ref.fitted(tr, grid, tr_live)
     steps.start("PyMca labels")
-    with steps.pixels(len(tr_counts), "PyMca labels") as bar:
-        labels = np.concatenate([fitted.labels(s.counts[p.train], s.live_time_s[p.train], bar)
-                                 for s, p in tr])
+    with steps.pixels(len(tr), "PyMca labels") as bar:  # each scan its own PyMca call
+        labels = np.concatenate([fitted.labels(one, one.live_time_s, bar)
+                                 for one in (Rows([part]) for part in tr.parts)])
     outputs = fitted.model.outputs
     sets = _held_sets(ref, parts, [str(d) for d in test_detectors], steps)
     fit = FitOnGrid(fitted.model, grid)
     steps.start("residual")
     net, res_metrics = (None, {"skipped": "--no-residual"}) if not residual else _residual(
-        fit, (tr_counts, tr_live, labels), sets[0], fitted, epochs)
+        fit, tr, labels, sets[0], fitted, epochs)
     if "skipped" in res_metrics and progress:
         tqdm.write(f"residual skipped: {res_metrics['skipped']}")
     steps.start("export")
@@ -186,18 +196,23 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
         "training": {"artifact": name, "framework": "pymca-compiled", "model": "fastfit",
                      "data": {"scans": [str(s.source.name) + (f" [{s.detector}]" if s.detector
                                                                else "") for s in train],
-                              "spectra": len(tr_counts),
+                              "spectra": len(tr),
                               "targets": "PyMca FastXRFLinearFit labels"}},
     }
     live_tr = np.maximum(tr_live, 1e-12)
-    subspace = domain_of(tr_counts / live_tr[:, None], live_tr)
-    fields["domain"] = domain_fields(tr_counts / live_tr[:, None], live_tr, grid)
+    some = _at_most(len(tr), DOMAIN_SPECTRA)
+    some_rates = tr.take(some) / live_tr[some, None]
+    subspace = domain_of(some_rates, live_tr[some])
+    fields["domain"] = domain_fields(some_rates, live_tr[some], grid)
+    del some_rates
     folder = Path(out) / name
     _, parity, serves = write_element_bundle(
         fit, net, folder, check_counts=first.scan.counts[first.idx[:CHECK]],
         check_live=first.scan.live_time_s[first.idx[:CHECK]], fields=fields, subspace=subspace)
     steps.start("held-out scores")
-    roi = RoiModel(elements=outputs).fit(rates_from_counts(tr_counts, live_tr, grid), labels)
+    roi = RoiModel(elements=outputs).fit(np.concatenate([
+        rates_from_counts(tr[i:i + CHUNK], live_tr[i:i + CHUNK], grid)
+        for i in range(0, len(tr), CHUNK)]), labels)
     served = Served(folder)
     scores = []
     for h in sets:
@@ -302,6 +317,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bundle: {folder}" + (f" (replaces the {was} bundle that was there)"
                                  if was is not None and was != now else ""))
     return 0
+
+
+def _at_most(n: int, cap: int, seed: int = 0) -> np.ndarray:
+    """Positions 0..n-1, or `cap` of them drawn at random (sorted) when n is larger."""
+    if n <= cap:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, cap, replace=False))
 
 
 def _instrument_of(folder: Path) -> str | None:

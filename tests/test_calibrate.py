@@ -170,5 +170,30 @@ def test_split_keeps_held_out_apart():
     assert set(cols[auto.test]) == {8, 9} and not set(auto.train) & set(auto.test)
 
 
+def test_rows_read_a_split_a_slice_at_a_time():
+    """calib_data.Rows: one side of a split over several scans, without an (N, C) copy, row
+    for row what indexing and concatenating would give (counts, or counts per live second
+    as float32 from the float64 quotient); total_counts is their float64 sum."""
+    from export.calib_data import LABEL_BLOCK, Rows, total_counts
+
+    grid, rng = EnergyGrid(0.0, 0.01, 16), np.random.default_rng(2)
+    scans = [LabScan(k, Path(f"{k}.h5"), "", (n, 1), rng.poisson(7, (n, 16)).astype(np.float32),
+                     rng.uniform(0.05, 0.2, n), grid, 0.0) for k, n in (("a", 5000), ("b", 3000))]
+    idx = [rng.permutation(5000)[:4500], np.arange(0, 3000, 2), np.zeros(0, int)]
+    rows = Rows([(scans[0], idx[0]), (scans[1], idx[1]), (scans[0], idx[2])])
+    want = np.concatenate([scans[0].counts[idx[0]], scans[1].counts[idx[1]]])
+    live = np.concatenate([scans[0].live_time_s[idx[0]], scans[1].live_time_s[idx[1]]])
+    assert len(rows) == 6000 and len(rows.parts) == 2  # the empty part is dropped
+    np.testing.assert_array_equal(rows[4400:4600], want[4400:4600])  # across the two scans
+    np.testing.assert_array_equal(rows.take(np.array([5999, 0, 4500])), want[[5999, 0, 4500]])
+    np.testing.assert_array_equal(rows.live_time_s, live)
+    rates = Rows(rows.parts, per_live_second=True)[:]
+    assert rates.dtype == np.float32
+    np.testing.assert_array_equal(rates, (want / live[:, None]).astype(np.float32))
+    assert len(rows) > LABEL_BLOCK  # summed in blocks
+    np.testing.assert_allclose(total_counts(rows), want.sum(axis=0, dtype=np.float64),
+                               rtol=1e-15)
+
+
 def test_epochs_scale_with_data():
     assert epochs_for(140) == 60 and epochs_for(5_000) == 20 and epochs_for(240_000) == 8

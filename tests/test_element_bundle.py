@@ -318,3 +318,22 @@ def test_bench_models_runs_a_bundle_that_takes_live_time(bundle, tmp_path, capsy
     assert load_bench().main(["--models", str(tmp_path), "--seconds", "0.03"]) == 0
     out = capsys.readouterr().out
     assert "fastfit+residual" in out and "fused graph" not in out
+
+
+def test_the_fit_runs_a_large_set_in_batches():
+    """FitOnGrid runs FIT_BATCH spectra a call (ONNX Runtime's memory grows with the call):
+    the same numbers as one call, and an empty set gives empty columns."""
+    from export.element_bundle import FIT_BATCH
+    from export.fastfit_graph import run
+
+    fit = _fit()
+    n = FIT_BATCH + 5
+    rates = np.random.default_rng(3).poisson(2.0, (n, fit.grid.channels)).astype(np.float32)
+    live = np.full(n, 0.1)
+    areas, sigma = fit(rates, live)
+    whole = run(fit.session, rates, live.astype(np.float32).reshape(-1, 1))
+    # row by row as one call (a kernel may block a 5-row call otherwise: float32 rounding)
+    np.testing.assert_allclose(areas, whole[0], rtol=1e-5, atol=1e-5 * np.abs(whole[0]).max())
+    np.testing.assert_allclose(sigma, whole[1], rtol=1e-5, atol=1e-5 * whole[1].max())
+    empty = fit(rates[:0], live[:0])
+    assert empty[0].shape == empty[1].shape == (0, len(fit.outputs))
