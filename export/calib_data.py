@@ -45,7 +45,7 @@ class LabScan:
     source: Path
     detector: str  # the element's name, "sum" or "" (single-detector file)
     shape: tuple[int, int]
-    counts: np.ndarray  # (N, C) float32 counts on `grid`
+    counts: np.ndarray  # (N, C) counts on `grid`, as read (uint16/uint32: no float copy)
     live_time_s: np.ndarray  # (N,) float64
     grid: EnergyGrid
     spot_px: float  # beam FWHM in pixels (0: unknown)
@@ -138,7 +138,7 @@ def load_scan(path: str | Path, detector: str | int | None, desc: InstrumentDesc
     spot = spot_um(picked.instrument, desc)
     return LabScan(
         name=path.stem + (f"[{label}]" if label else ""), source=path, detector=label,
-        shape=(h, w), counts=np.asarray(picked.counts, np.float32).reshape(h * w, -1),
+        shape=(h, w), counts=np.asarray(picked.counts).reshape(h * w, -1),
         live_time_s=np.asarray(picked.live_time_s, np.float64).reshape(-1), grid=grid,
         spot_px=spot / pixel_um if pixel_um else 0.0, instrument=dict(picked.instrument))
 

@@ -242,7 +242,7 @@ def decide_in_order(check: AxisCheck, counts: np.ndarray, stated: EnergyGrid) ->
     """What the daemon decides for a scan whose pixels (N, C) arrive in this order: the
     verdict on its first pixels up to MIN_COUNTS (offline evaluation serves as the edge)."""
     lock = AxisLock(check, stated)
-    need = np.cumsum(np.asarray(counts, np.float64).sum(axis=1)) < check.min_counts
+    need = np.cumsum(np.asarray(counts).sum(axis=1, dtype=np.float64)) < check.min_counts
     lock.add(counts[:min(int(need.sum()) + 1, MAX_HELD)])
     return lock.decide()
 
