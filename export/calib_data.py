@@ -51,11 +51,6 @@ class LabScan:
     spot_px: float  # beam FWHM in pixels (0: unknown)
     instrument: dict = field(default_factory=dict)
 
-    @property
-    def rates(self) -> np.ndarray:
-        """(N, C) counts per live second on the scan's own grid (what a stream carries)."""
-        return self.counts / np.maximum(self.live_time_s, 1e-12)[:, None]
-
     def scene(self) -> Scene:
         """The scan as training.lab_split sees it (counts/s on the model grid)."""
         live = np.where(self.live_time_s > 0, self.live_time_s, 0.0)
