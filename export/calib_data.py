@@ -30,7 +30,6 @@ from proto.instrument import InstrumentDescription
 from training.data import Scene
 from training.lab_split import Part, Rect, split
 from training.labels import make_config, refine_config
-from training.preprocess import rates_from_counts
 from training.readers import ReaderError, read
 
 QUICK_CONTINUUM_KEV = 3.0  # --quick: coarse tube continuum, PyMca configures ~3x faster
@@ -52,10 +51,14 @@ class LabScan:
     instrument: dict = field(default_factory=dict)
 
     def scene(self) -> Scene:
-        """The scan as training.lab_split sees it (counts/s on the model grid)."""
-        live = np.where(self.live_time_s > 0, self.live_time_s, 0.0)
-        rates = rates_from_counts(self.counts, np.maximum(live, 1e-12), self.grid)
-        rates[live <= 0] = np.nan  # never acquired: in neither side
+        """The scan as training.lab_split sees it. The split asks only which pixels were
+        acquired (finite, positive rates), so `rates` is one column, each pixel's total counts
+        per live second: the (N, C) quotient of a 1000 x 1000 x 4096 map would be 16 GB."""
+        live = self.live_time_s
+        total = np.concatenate([self.counts[i:i + LABEL_BLOCK].sum(axis=1, dtype=np.float64)
+                                for i in range(0, len(live), LABEL_BLOCK)])
+        rates = np.full((len(live), 1), np.nan)  # never acquired: in neither side
+        rates[live > 0, 0] = total[live > 0] / live[live > 0]
         return Scene(self.name, self.source, self.shape, rates,
                      float(np.median(live[live > 0])))
 
@@ -80,6 +83,13 @@ class Rows:
 
     def __getitem__(self, rows: slice) -> np.ndarray:
         return self.take(np.arange(*rows.indices(len(self))))
+
+    def subset(self, positions: np.ndarray) -> Rows:
+        """The rows at sorted `positions`, as Rows of the same pixels (no spectra read)."""
+        starts = self.ends - [len(idx) for _, idx in self.parts]
+        return Rows([(scan, idx[positions[(positions >= a) & (positions < b)] - a])
+                     for (scan, idx), a, b in zip(self.parts, starts, self.ends, strict=True)],
+                    self.per_live_second)
 
     def take(self, positions: np.ndarray) -> np.ndarray:
         which = np.searchsorted(self.ends, positions, side="right")

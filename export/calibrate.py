@@ -16,7 +16,8 @@ refused before any work (export.calib_header). The steps, each long one with a p
    of their sum spectrum, then the fast fit's labels (export.calib_data);
 4. the bundle: PyMca's fast fit compiled at that calibration (export.fastfit), checked in
    ONNX Runtime against its float64 reference, plus the residual MLP trained on the labels
-   with early stopping on the held-out pixels (training.residual, where it is available);
+   with early stopping on the held-out pixels (training.residual, where it is available; a
+   large map's residual learns from a random RESIDUAL_SPECTRA of them);
 5. the held-out scores, read back from the bundle on disk and run as the edge runs it, against
    PyMca run on the held-out pixels as its user would (refined on their own sum spectrum):
    fast fit, fast fit + residual, the fast fit rebuilt at the held-out data's own calibration,
@@ -63,13 +64,17 @@ from training.jsonutil import jsonable
 from training.lab_split import Part, SplitError
 from training.preprocess import rates_from_counts
 from training.readers import ReaderError
-from training.roi import RoiModel
+from training.roi import RoiModel, roi_sums
 
 CHECK = 256  # held-out spectra the compiled fit is checked on against its float64 reference
 # training pixels the in-domain subspace and signal range are fitted on: a random subset of a
 # large map (its statistics settle long before), every pixel of a smaller one
 DOMAIN_SPECTRA = 50_000
 CHUNK = 4096  # training rows read at a time where a whole-set array is not needed
+# pixels the residual learns from and stops on: it holds ~10 kB a pixel (binned features, fit,
+# torch copies), so a lab's million-pixel map trains on a random subset of them
+RESIDUAL_SPECTRA = 200_000
+RESIDUAL_HELD = 50_000
 
 
 @dataclass
@@ -143,8 +148,11 @@ def _residual(fit, train: Rows, labels: np.ndarray, held: HeldSet, fitted: Fitte
         from training.residual import ResidualConfig, train_residual
     except ImportError as exc:
         return None, {"skipped": f"training.residual not available ({exc})"}
-    rates = Rows([*train.parts, (held.scan, held.idx)], per_live_second=True)
-    targets = np.concatenate([labels, held.reference])
+    some = _at_most(len(train), RESIDUAL_SPECTRA)
+    some_held = _at_most(len(held.idx), RESIDUAL_HELD)
+    train = train.subset(some)
+    rates = Rows([*train.parts, (held.scan, held.idx[some_held])], per_live_second=True)
+    targets = np.concatenate([labels[some], held.reference[some_held]])
     mask = np.arange(len(rates)) >= len(train)
     cfg = ResidualConfig(epochs=epochs or epochs_for(len(train)))
     net, metrics = train_residual(fit, rates, rates.live_time_s, targets, held_out=mask,
@@ -162,7 +170,9 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
     """The whole path (module docstring); returns the summary written into the manifest."""
     t0 = time.perf_counter()
     desc = load_description(instrument)
-    steps = Steps(6 + 2 * len(test_detectors), progress)
+    # the steps: configuration, read, refine, labels, residual, export, scores, and PyMca
+    # on each held-out part as each detector saw it (the count is known after the split)
+    steps = Steps(8 + len(test_detectors), progress)
     steps.start("PyMca configuration")
     ref = PymcaRef(desc, quick=quick, refine=refine)
     steps.start("read scans")
@@ -173,6 +183,7 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
         raise ReaderError(train[0].source, "the scans have different calibrations: calibrate "
                                            "each instrument setting on its own")
     parts = split_scans(train, test, held_out)
+    steps.bar.total = 7 + sum(len(p.test) > 0 for _, p in parts) * (1 + len(test_detectors))
     tr = Rows([(s, p.train) for s, p in parts])
     tr_live = tr.live_time_s
     steps.start("PyMca: refine calibration, configure")
@@ -201,7 +212,9 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
     }
     live_tr = np.maximum(tr_live, 1e-12)
     some = _at_most(len(tr), DOMAIN_SPECTRA)
-    some_rates = tr.take(some) / live_tr[some, None]
+    per_s = Rows(tr.parts, per_live_second=True)  # float32, a block at a time
+    some_rates = np.concatenate([per_s.take(some[i:i + CHUNK])
+                                 for i in range(0, len(some), CHUNK)])
     subspace = domain_of(some_rates, live_tr[some])
     fields["domain"] = domain_fields(some_rates, live_tr[some], grid)
     del some_rates
@@ -210,41 +223,23 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
         fit, net, folder, check_counts=first.scan.counts[first.idx[:CHECK]],
         check_live=first.scan.live_time_s[first.idx[:CHECK]], fields=fields, subspace=subspace)
     steps.start("held-out scores")
-    roi = RoiModel(elements=outputs).fit(np.concatenate([
-        rates_from_counts(tr[i:i + CHUNK], live_tr[i:i + CHUNK], grid)
-        for i in range(0, len(tr), CHUNK)]), labels)
+    sums = np.concatenate([roi_sums(rates_from_counts(tr[i:i + CHUNK], live_tr[i:i + CHUNK],
+                                                      grid), outputs)
+                           for i in range(0, len(tr), CHUNK)])
+    roi = RoiModel(elements=outputs).fit_sums(sums, labels)
     served = Served(folder)
     scores = []
     for h in sets:
-        counts, live = h.scan.counts[h.idx], np.maximum(h.scan.live_time_s[h.idx], 1e-12)
-        # the axis the edge reads this stream on, decided on its first pixels in scan order
-        axis = served.axis_for(h.scan.counts, h.scan.grid)
-        rates = counts_per_live_second(counts, live, Rebinner(axis, grid))
-        areas, sigma = fit(rates, live)
+        preds, sigma = _predictions(h, fit, served, serves, net, roi, refine)
         held = ev.HeldOut(h.label, outputs, h.reference, sigma, repeat=h.repeat,
                           note=served.verdict.line() if served.verdict else "")
-        held.preds[ev.FAST] = areas
-        alone = served(counts, live, h.scan.grid, outputs, gate=False, axis=axis)
-        if not np.allclose(alone, areas, rtol=1e-3, atol=1e-3 * max(sigma.max(), 1e-6)):
-            raise ValueError(f"{folder}: the bundle read back differs from the fast fit")
-        if serves.startswith("fast fit + residual"):
-            held.preds[ev.RESIDUAL] = served(counts, live, h.scan.grid, outputs, axis=axis)
-        elif net is not None:  # trained, not exported: scored in torch (the summary says so)
-            from training.residual import served as with_residual
-
-            held.preds[ev.RESIDUAL] = torch_served(with_residual, net, rates, live, areas,
-                                                   sigma, np.ones(len(live)))[:, :len(outputs)]
-        if refine:
-            held.preds[ev.RECAL] = FitOnGrid(h.fitted.model, h.scan.grid)(
-                counts / live[:, None], live)[0]
-        held.preds[ev.ROI] = roi.predict(rates_from_counts(counts, live, axis))  # same axis
+        held.preds.update(preds)
         scores.append(ev.score(held))
     steps.close()
     summary = {
         "instrument": desc.name, "calibration": fitted.refined, "outputs": list(outputs),
         "parity": parity, "serves": serves,
-        "residual": res_metrics.get("skipped") or "trained, kept for " + (", ".join(
-            e for e, k in res_metrics.get("residual_kept", {}).items() if k) or "no element"),
+        "residual": res_metrics.get("skipped") or _residual_line(res_metrics, len(tr)),
         "held_out": scores, "seconds": steps.times,
         "wall_s": round(time.perf_counter() - t0, 1),
     }
@@ -254,6 +249,51 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
     if work is not None:
         _save(Path(work) / name, fitted, summary)
     return summary
+
+
+def _residual_line(metrics: dict, n_train: int) -> str:
+    kept = ", ".join(e for e, k in metrics.get("residual_kept", {}).items() if k)
+    learnt = metrics.get("held_out", {}).get("train_spectra", n_train)
+    return f"trained, kept for {kept or 'no element'}" + (
+        f" (learnt from {learnt:,} of the {n_train:,} training pixels, drawn at random)"
+        if learnt < n_train else "")
+
+
+def _predictions(h: HeldSet, fit: FitOnGrid, served: Served, serves: str, net, roi: RoiModel,
+                 refine: bool) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Each method's areas on the held-out pixels of `h`, and the fit's sigma, CHUNK pixels at
+    a time: float copies of a lab map's held-out quarter (~18 bytes a value) would not fit.
+    The bundle read back must serve the fast fit's own areas (checked on the whole set)."""
+    outputs = fit.outputs
+    # the axis the edge reads this stream on, decided on its first pixels in scan order
+    axis = served.axis_for(h.scan.counts, h.scan.grid)
+    own = FitOnGrid(h.fitted.model, h.scan.grid) if refine else None
+    parts: dict[str, list[np.ndarray]] = {}
+    for i in range(0, len(h.idx), CHUNK):
+        pixels = h.idx[i:i + CHUNK]
+        counts, live = h.scan.counts[pixels], np.maximum(h.scan.live_time_s[pixels], 1e-12)
+        rates = counts_per_live_second(counts, live, Rebinner(axis, fit.grid))
+        areas, sigma = fit(rates, live)
+        got = {ev.FAST: areas, "sigma": sigma,
+               "alone": served(counts, live, h.scan.grid, outputs, gate=False, axis=axis),
+               ev.ROI: roi.predict(rates_from_counts(counts, live, axis))}  # same axis
+        if serves.startswith("fast fit + residual"):
+            got[ev.RESIDUAL] = served(counts, live, h.scan.grid, outputs, axis=axis)
+        elif net is not None:  # trained, not exported: scored in torch (the summary says so)
+            from training.residual import served as with_residual
+
+            got[ev.RESIDUAL] = torch_served(with_residual, net, rates, live, areas, sigma,
+                                            np.ones(len(live)))[:, :len(outputs)]
+        if own is not None:
+            got[ev.RECAL] = own(counts / live[:, None], live)[0]
+        for k, v in got.items():
+            parts.setdefault(k, []).append(v)
+    preds = {k: np.concatenate(v) for k, v in parts.items()}
+    sigma, alone = preds.pop("sigma"), preds.pop("alone")
+    if not np.allclose(alone, preds[ev.FAST], rtol=1e-3, atol=1e-3 * max(sigma.max(), 1e-6)):
+        raise ValueError(f"{served.bundle.folder}: the bundle read back differs from the fast "
+                         "fit")
+    return preds, sigma
 
 
 def _save(folder: Path, fitted: Fitted, summary: dict) -> None:

@@ -115,6 +115,30 @@ def test_fastfit_bundle_single_input(calibrated, tmp_path):
     np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-2)
 
 
+def test_a_large_map_is_scored_in_blocks_and_trains_on_a_subset(calibrated, tmp_path,
+                                                                 monkeypatch):
+    """A lab's million-pixel map must fit in memory: the held-out scores are made CHUNK
+    pixels at a time (the same scores as in one block) and the residual learns from at most
+    RESIDUAL_SPECTRA training and RESIDUAL_HELD held-out pixels, drawn at random."""
+    import export.calibrate as cal
+    from proto.bundle import read_manifest
+
+    _, summary, _ = calibrated
+    monkeypatch.setattr(cal, "CHUNK", 7)
+    monkeypatch.setattr(cal, "RESIDUAL_SPECTRA", 60)
+    monkeypatch.setattr(cal, "RESIDUAL_HELD", 20)
+    small = cal.calibrate(_small_toml(tmp_path), [IXRF], tmp_path / "models", detector="0",
+                          test_detectors=["1"], quick=True, epochs=3, progress=False)
+    for blocks, whole in zip(small["held_out"], summary["held_out"], strict=True):
+        for el, e in whole["elements"].items():
+            for method in (ev.FAST, ev.ROI, ev.RECAL):
+                assert blocks["elements"][el][method] == pytest.approx(e[method], rel=1e-5)
+    learnt = read_manifest(tmp_path / "models" / "elements").metrics["residual"]["held_out"]
+    assert (learnt["train_spectra"], learnt["spectra"]) == (60, 20)
+    assert "(learnt from 60 of the 140 training pixels, drawn at random)" in small["residual"]
+    assert "learnt from" not in summary["residual"]  # a small map: every pixel
+
+
 def test_served_says_where_the_residual_would_be_served(calibrated):
     """Served.inside (export.real_spectra's count of served spectra): the calibrating
     detector's own pixels at their dwell are inside the bundle's domain, the same pixels at
@@ -190,6 +214,8 @@ def test_rows_read_a_split_a_slice_at_a_time():
     rates = Rows(rows.parts, per_live_second=True)[:]
     assert rates.dtype == np.float32
     np.testing.assert_array_equal(rates, (want / live[:, None]).astype(np.float32))
+    some = np.array([0, 4499, 4500, 5999])  # a subset across both scans reads the same rows
+    np.testing.assert_array_equal(rows.subset(some)[:], want[some])
     assert len(rows) > LABEL_BLOCK  # summed in blocks
     np.testing.assert_allclose(total_counts(rows), want.sum(axis=0, dtype=np.float64),
                                rtol=1e-15)

@@ -57,7 +57,11 @@ class RoiModel:
     gain: np.ndarray = field(default_factory=lambda: np.ones(len(ELEMENTS), np.float32))
 
     def fit(self, rates: np.ndarray, truth: np.ndarray) -> RoiModel:
-        s = roi_sums(rates, self.elements).astype(np.float64)
+        return self.fit_sums(roi_sums(rates, self.elements), truth)
+
+    def fit_sums(self, sums: np.ndarray, truth: np.ndarray) -> RoiModel:
+        """The gains from (N, E) roi_sums already made (a large map's, a block at a time)."""
+        s = np.asarray(sums, np.float64)
         t = np.asarray(truth, np.float64)
         denom = (s * s).sum(axis=0)
         self.gain = np.where(denom > 0, (s * t).sum(axis=0) / np.maximum(denom, 1e-12), 1.0)
