@@ -105,6 +105,7 @@ bench: setup
 	$(PY) bench/bench_view.py
 	$(PY) bench/bench_fastfit.py
 	$(PY) bench/bench_elements.py
+	$(PY) bench/bench_calibrate.py
 
 # A bounded fuzz of the real daemon (100,000 ingest + 10,000 request messages) beside a real
 # replay: alive, RSS bounded, every message accounted for, the scan recorded pixel for pixel.
