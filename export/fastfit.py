@@ -37,6 +37,7 @@ from PyMca5.PyMcaMath.fitting import SpecfitFuns
 from PyMca5.PyMcaPhysics.xrf.FastXRFLinearFit import FastXRFLinearFit
 
 from proto.elements import ELEMENTS, LINE_GROUP
+from training.fitconfig import check_pymca_limits
 
 # Odd, as PyMca's 2P + 1 refits (module docstring). Against PyMca spectrum by spectrum on the
 # 400 IXRF spectra: 1 pass leaves 70 on another exclusion set, 3 passes 3, 5 passes none.
@@ -156,6 +157,7 @@ class ConfiguredFit(FastXRFLinearFit):
 def configured_fit(cfg: ConfigDict.ConfigDict) -> ConfiguredFit:
     """PyMca's fast fit with `cfg` configured: what fitMultipleSpectra sets up (the linear,
     unweighted fit), done once; build_model and pymca_fast_fit can share it."""
+    check_pymca_limits(cfg)
     logging.getLogger("PyMca5").setLevel(logging.ERROR)
     fitter = ConfiguredFit()
     fitter._fitConfigure(configuration=cfg, concentrations=False, weight=0, nSpectra=1)
@@ -168,6 +170,7 @@ def build_model(cfg: ConfigDict.ConfigDict, channels: int = 4096, *,
                 ) -> FastFitModel:
     """The fast fit of `cfg` (its calibration and fit window) for `channels`-long spectra;
     `fitter`: a configured_fit(cfg) to reuse (PyMca's configuration takes seconds)."""
+    check_pymca_limits(cfg)  # before SavGol probes PyMca's smoothing at the config's width
     fit = cfg["fit"]
     if fit.get("stripflag") and fit.get("stripalgorithm") != 1:
         raise ValueError("the fast fit needs the SNIP background (fit.stripalgorithm = 1)")

@@ -56,6 +56,37 @@ def test_widths_are_in_kev():
     assert make_config(ixrf, snip_width_kev=0.2)["fit"]["snipwidth"] == 20
 
 
+def test_smoothing_stays_within_what_pymca_can_take(tmp_path):
+    """PyMca's Savitzky-Golay keeps 101 coefficients on the stack; a wider window crashes the
+    process. Our default on a fine grid (2 eV channels: 125) takes PyMca's widest; a width the
+    description asks for, or a .cfg file's, is refused in words before PyMca runs."""
+    import subprocess
+    import sys
+
+    from training.labels import load_config
+
+    ixrf = _desc("ixrf_atlas")
+    fine = dataclasses.replace(ixrf, calibration=dataclasses.replace(
+        ixrf.calibration, gain_kev=0.002, channels=8192))
+    cfg = make_config(fine, **QUICK)
+    assert cfg["fit"]["stripfilterwidth"] == 101
+    with pytest.raises(ValueError, match=r"smoothing_kev 0.3 is 151 channels of 2 eV; PyMca "
+                       r"smooths over at most 101 \(set smoothing_kev <= 0.202"):
+        make_config(dataclasses.replace(fine, fit={"smoothing_kev": 0.3}), **QUICK)
+    cfg["fit"]["stripfilterwidth"] = 150  # PyMca makes an even window odd: 151
+    wide = tmp_path / "wide.cfg"
+    cfg.write(str(wide))
+    with pytest.raises(ValueError, match="fit.stripfilterwidth 151: PyMca's smoothing"):
+        load_config(wide)
+    # the fast fit's own entry refuses it too (in a child: were it to reach PyMca, it dies)
+    code = ("from PyMca5.PyMcaIO import ConfigDict; from export.fastfit import build_model\n"
+            f"c = ConfigDict.ConfigDict(); c.read({str(wide)!r})\n"
+            "try:\n    build_model(c, 8192)\nexcept ValueError as e:\n    print(e)")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0 and "at most 101 channels" in done.stdout, done.stderr
+
+
 def test_monochromatic_beam():
     aps = _desc("aps_2ide")
     cfg = make_config(aps)

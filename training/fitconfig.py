@@ -24,6 +24,9 @@ SNIP_WIDTH_KEV = 0.4  # ~3x an SDD's peak FWHM: passes under peaks, follows the 
 # Savitzky-Golay smoothing before SNIP: on noisy short-dwell pixels SNIP alone clips to the
 # noise minima, biasing every area up (Au L +140 % at 100 ms on the M6); 0.25 keV removes most.
 SMOOTHING_KEV = 0.25
+# PyMca's Savitzky-Golay keeps its coefficients in a 101-wide stack array (SpecfitFuns.c,
+# MAX_SAVITSKY_GOLAY_WIDTH): a wider window writes past it and the process dies (segfault)
+MAX_SMOOTHING_CHANNELS = 101
 CONTINUUM_BIN_KEV = 0.6  # excitation continuum bins (PyMca's own step is 0.2 keV)
 COMPTON_MARGIN_KEV = 1.8  # fit window ends this far below the anode K-alpha Compton peak
 LIGHT_ANODE_KEV = 10.0  # ... unless that leaves less than this (Cr, Cu): scatter is fitted
@@ -157,6 +160,15 @@ def _line(z: int, line: int) -> float:
         return -1.0
 
 
+def check_pymca_limits(cfg: ConfigDict.ConfigDict) -> None:
+    """A configuration PyMca's C code would crash on, refused in words first."""
+    width = int(cfg["fit"].get("stripfilterwidth", 1))
+    width += 1 - width % 2  # PyMca widens an even window by one
+    if cfg["fit"].get("stripflag") and width > MAX_SMOOTHING_CHANNELS:
+        raise ValueError(f"fit.stripfilterwidth {width}: PyMca's smoothing before SNIP takes "
+                         f"at most {MAX_SMOOTHING_CHANNELS} channels (a wider one crashes it)")
+
+
 def _attenuator(layer: Layer | None) -> list:
     if layer is None:
         return [0, "-", 0.0, 0.0, 1.0]
@@ -172,6 +184,15 @@ def make_config(desc: InstrumentDescription, *, fit_kev: tuple[float, float] | N
     lo, hi = fit_kev or fit_range(desc)
     snip = snip_width_kev or desc.fit.get("snip_width_kev", SNIP_WIDTH_KEV)
     smooth = smoothing_kev or desc.fit.get("smoothing_kev", SMOOTHING_KEV)
+    smooth_ch = max(1, round(smooth / grid.gain)) | 1  # odd: a centred window
+    if smooth_ch > MAX_SMOOTHING_CHANNELS:
+        if smooth == SMOOTHING_KEV:  # our default on a fine grid: PyMca's widest instead
+            smooth_ch = MAX_SMOOTHING_CHANNELS
+        else:
+            raise ValueError(
+                f"smoothing_kev {smooth:g} is {smooth_ch} channels of {grid.gain * 1e3:.3g} eV; "
+                f"PyMca smooths over at most {MAX_SMOOTHING_CHANNELS} (set smoothing_kev <= "
+                f"{MAX_SMOOTHING_CHANNELS * grid.gain:.3g} in the description's [fit])")
     cfg = ConfigDict.ConfigDict()
     cfg.update(ClassMcaTheory.McaTheory().config)
     energy, weight, is_line = excitation_lists(desc, continuum_bin_kev)
@@ -188,7 +209,7 @@ def make_config(desc: InstrumentDescription, *, fit_kev: tuple[float, float] | N
         "use_limit": 1, "stripflag": 1,
         "stripalgorithm": 1,  # SNIP: the fast fit requires it
         "snipwidth": max(1, round(snip / grid.gain)), "stripiterations": 20000, "stripwidth": 1,
-        "stripfilterwidth": max(1, round(smooth / grid.gain)) | 1,  # odd: a centred window
+        "stripfilterwidth": smooth_ch,
         "stripanchorsflag": 0, "linearfitflag": 0, "continuum": 0, "escapeflag": 1,
         # Pile-up: at M6 rates (~20 % dead time) sum peaks sit on Au/Hg/Pb L. The fast fit
         # keeps the pile-up shape of the scan's sum spectrum with a free amplitude per pixel.

@@ -86,6 +86,7 @@ def load_config(cfg_path: str | Path, grid: EnergyGrid | None = None) -> ConfigD
         cfg["fit"]["xmin"] = max(0, round(grid.channel(lo)))
         cfg["fit"]["xmax"] = min(grid.channels - 1, round(grid.channel(hi)))
     cfg["fit"]["stripalgorithm"] = 1  # the fast fit's background must be SNIP
+    fitconfig.check_pymca_limits(cfg)
     return cfg
 
 
