@@ -76,7 +76,7 @@ def test_smoothing_stays_within_what_pymca_can_take(tmp_path):
     cfg["fit"]["stripfilterwidth"] = 150  # PyMca makes an even window odd: 151
     wide = tmp_path / "wide.cfg"
     cfg.write(str(wide))
-    with pytest.raises(ValueError, match="fit.stripfilterwidth 151: PyMca's smoothing"):
+    with pytest.raises(ValueError, match=r"fit\.stripfilterwidth 151: PyMca's smoothing"):
         load_config(wide)
     # the fast fit's own entry refuses it too (in a child: were it to reach PyMca, it dies)
     code = ("from PyMca5.PyMcaIO import ConfigDict; from export.fastfit import build_model\n"
