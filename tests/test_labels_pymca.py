@@ -89,6 +89,17 @@ def test_cli_stores_labels_and_skips_unacquired(tmp_path, capsys):
         assert np.isnan(labels["Pb"][2, 2]) and np.isfinite(labels["Pb"][:2]).all()
         assert "m6.cfg" in ds.file["labels/element_maps"].attrs["source"]
         assert "[peaks]" in ds.file["labels"].attrs["config"]
+    # an operator's mistakes: one line each, nothing written
+    wide = tmp_path / "wide.cfg"
+    cfg = load_config(CONFIG_DIR / "m6.cfg")
+    cfg["fit"]["stripfilterwidth"] = 151
+    cfg.write(str(wide))
+    for args, said in (([tmp_path / "none.h5", CONFIG_DIR / "m6.cfg"], "none.h5: no such file"),
+                       ([path, tmp_path / "none.cfg"], "none.cfg: no such configuration file"),
+                       ([path, wide], "at most 101 channels")):
+        assert main([str(a) for a in args]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("labels: ") and said in err and err.count("\n") == 1
 
 
 @pytest.mark.slow

@@ -256,12 +256,19 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.dataset is None or args.cfg is None:
         parser.error("DATASET and CFG are required")
-    if args.tune:
-        total, grid, live_s = sum_spectrum(args.dataset)
-        _, result = refine_config(load_config(args.cfg, grid), total, live_s)
-        print(", ".join(f"{k} {v:.5g}" for k, v in result.items()))
-        return 0
-    maps, info = store_labels(args.dataset, args.cfg, refine=not args.no_refine)
+    if not args.cfg.is_file():  # ConfigDict reads a missing file as an empty config
+        print(f"labels: {args.cfg}: no such configuration file", file=sys.stderr)
+        return 1
+    try:
+        if args.tune:
+            total, grid, live_s = sum_spectrum(args.dataset)
+            _, result = refine_config(load_config(args.cfg, grid), total, live_s)
+            print(", ".join(f"{k} {v:.5g}" for k, v in result.items()))
+            return 0
+        maps, info = store_labels(args.dataset, args.cfg, refine=not args.no_refine)
+    except (OSError, ValueError) as exc:  # a wrong path, a dataset or .cfg we cannot use
+        print(f"labels: {exc}", file=sys.stderr)
+        return 1
     if info:
         print("sum spectrum: " + ", ".join(
             f"{k} {v:.5g}" if isinstance(v, float) else f"{k} {v}" for k, v in info.items()))
