@@ -56,6 +56,7 @@ from export.calib_data import (
     split_scans,
 )
 from export.element_bundle import FitOnGrid
+from export.fastfit import map_lines
 from proto.bundle import BundleError, read_manifest
 from proto.energy import Rebinner, counts_per_live_second
 from proto.identity import identity_map
@@ -223,10 +224,11 @@ def calibrate(instrument: str | Path, scans: list[str | Path], out: str | Path =
         fit, net, folder, check_counts=first.scan.counts[first.idx[:CHECK]],
         check_live=first.scan.live_time_s[first.idx[:CHECK]], fields=fields, subspace=subspace)
     steps.start("held-out scores")
+    lines = map_lines(fitted.model)  # 'Co K', 'Ba L': where each map's ROI window sits
     sums = np.concatenate([roi_sums(rates_from_counts(tr[i:i + CHUNK], live_tr[i:i + CHUNK],
-                                                      grid), outputs)
+                                                      grid), lines)
                            for i in range(0, len(tr), CHUNK)])
-    roi = RoiModel(elements=outputs).fit_sums(sums, labels)
+    roi = RoiModel(elements=lines).fit_sums(sums, labels)
     served = Served(folder)
     scores = []
     for h in sets:

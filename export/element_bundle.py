@@ -7,13 +7,12 @@ learned residual (training.residual), in one ONNX graph (issue 13 item 2, proto/
         default` then writes models/elements from that artifact (export_elements).
 
 Graph: inputs `spectra` (counts/s on the instrument's own calibration grid, up to 4 keV
-above the fit window: bundle_grid), `live_time_s`
-(N, 1) and, when a residual is kept, `in_domain` (N, 1: 1 inside the bundle's training
-domain as the edge decides it: its in-domain subspace test and a live time within the
-training's dwells, proto.domain.within_dwell); one output `elements` = [El..., El_sigma...]:
-the fast fit's areas plus in_domain x residual, then the fast fit's counting-statistics
-1-sigma. The edge does what it does for every bundle (rebin, divide by
-live time) and feeds the two extra inputs.
+above the fit window: bundle_grid), `live_time_s` (N, 1) and, when a residual is kept,
+`in_domain` (N, 1: 1 inside the bundle's training domain as the edge decides it: its
+in-domain subspace test and a live time within the training's dwells,
+proto.domain.within_dwell); one output `elements` = [El..., El_sigma...]: the fast fit's
+areas plus in_domain x residual, then the fast fit's counting-statistics 1-sigma. The edge
+does what it does for every bundle (rebin, divide by live time) and feeds the two extra inputs.
 
 API (also for `make calibrate`): CompiledFit(instrument) is a training.residual.FitFn;
 element_graph(fit, net); train_elements(instrument, scene) -> (net, info);
@@ -289,8 +288,7 @@ def parity_set(fit: CompiledFit, info: dict, data: str | Path, n: int = 1024
     pick = np.sort(np.random.default_rng(0).choice(len(scan), min(n, len(scan)), False))
     rows = np.concatenate([scan[int(i):int(i) + 1] for i in pick])
     live = scan.live[pick]
-    rng = np.random.default_rng(1)
-    short = live / 10
+    rng, short = np.random.default_rng(1), live / 10
     noisy = rng.poisson(np.maximum(rows, 0) * short[:, None]) / short[:, None]
     rates = np.concatenate([rows, noisy, np.zeros((1, rows.shape[1]))]).astype(np.float32)
     lives = np.concatenate([live, short, [0.01]]).astype(np.float32)
@@ -384,10 +382,13 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--seed", type=int, default=ResidualConfig.seed,
                    help="the MLP's seed (another draw of the same recipe)")
     a = ap.parse_args(argv)
-    scene = Path(a.scene) if Path(a.scene).is_file() else scene_path(a.data, a.scene)
-    t0 = time.perf_counter()
-    cfg = ResidualConfig(epochs=a.epochs, seed=a.seed)
-    net, info = train_elements(a.instrument, scene, cfg=cfg)
+    t0, cfg = time.perf_counter(), ResidualConfig(epochs=a.epochs, seed=a.seed)
+    try:
+        scene = Path(a.scene) if Path(a.scene).is_file() else scene_path(a.data, a.scene)
+        net, info = train_elements(a.instrument, scene, cfg=cfg)
+    except (OSError, ValueError) as exc:  # a wrong path, a description it cannot train
+        print(f"element_bundle: {exc}", file=sys.stderr)
+        return 1
     folder = artifacts.save(a.name, net, info, a.out)
     kept = [e for e, k in info["metrics"]["residual_kept"].items() if k]
     print(f"elements: fast fit of {info['instrument']['name']} + residual kept for "

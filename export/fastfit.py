@@ -91,22 +91,37 @@ def family(name: str) -> str:
     return name.rstrip("0123456789")
 
 
+def main_family(element: str, present: tuple[str, ...]) -> str:
+    """The family an element's map counts: LINE_GROUP's for the study's eight, else the first
+    of K, L, M fitted (Co K, Ba L and Sn L on the M6, whose window ends below Ba and Sn K)."""
+    if element in LINE_GROUP:
+        return f"{element} {LINE_GROUP[element]}"
+    return next((f for g in "KLM" if (f := f"{element} {g}") in present), f"{element} K")
+
+
+def map_lines(model: FastFitModel) -> tuple[str, ...]:
+    """Each output's line family ('Co K'), as combine sums it."""
+    names = [n for n, p in zip(model.names, model.peaks, strict=True) if p]
+    return tuple(family(names[int(np.flatnonzero(row)[0])])
+                 for row in model.combine[:, model.peaks])
+
+
 def combine_matrix(names: tuple[str, ...], outputs: tuple[str, ...] | str | None
                    ) -> tuple[tuple[str, ...], np.ndarray]:
     """Output names and the (G, P) sum matrix. `outputs`: None -> the map elements of
     proto.elements found in the config, each its main family (LINE_GROUP: 'Pb' = Pb L1+L2+L3,
-    the map definition of training.labels); a tuple of element symbols -> those; 'families'
-    -> every line family ('Ca K', 'Pb L', 'Pb M', ...); 'groups' -> PyMca's parameters."""
+    the map definition of training.labels); a tuple of element symbols -> those (another
+    element's main family: the first of K, L, M that the config fits); 'families' -> every
+    line family ('Ca K', 'Pb L', 'Pb M', ...); 'groups' -> PyMca's parameters."""
     if outputs == "groups":
         return names, np.eye(len(names))
+    present = tuple(dict.fromkeys(family(n) for n in names))
     if outputs == "families":
-        fams = tuple(dict.fromkeys(family(n) for n in names))
-        keys = [(f, f) for f in fams]
+        keys = [(f, f) for f in present]
     else:
         if outputs is None:
-            present = {family(n) for n in names}
             outputs = tuple(el for el in ELEMENTS if f"{el} {LINE_GROUP[el]}" in present)
-        keys = [(el, f"{el} {LINE_GROUP[el]}") for el in outputs]
+        keys = [(el, main_family(el, present)) for el in outputs]
     rows = np.array([[1.0 if family(n) == fam else 0.0 for n in names] for _, fam in keys])
     missing = [k for (k, _), r in zip(keys, rows, strict=True) if not r.any()]
     if missing:
@@ -177,6 +192,9 @@ def build_model(cfg: ConfigDict.ConfigDict, channels: int = 4096, *,
     anchors = fit.get("stripanchorslist") or []
     if fit.get("stripflag") and fit.get("stripanchorsflag") and any(anchors):
         raise NotImplementedError("SNIP anchors are not compiled; clear fit.stripanchorsflag")
+    if outputs is None and "maps" in cfg.get("maxrf", {}):  # a description's [fit] maps
+        maps = cfg["maxrf"]["maps"]
+        outputs = (maps,) if isinstance(maps, str) else tuple(maps)  # a .cfg's one-item list
     fitter = fitter or configured_fit(cfg)
     config = fitter._configured[1]
     x = np.arange(channels, dtype=np.float64)

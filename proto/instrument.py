@@ -85,8 +85,7 @@ class Detector:
     dead_layer_um: float = 0.0
 
     def fwhm_ev(self, energy_kev: float) -> float:
-        return math.sqrt(self.noise_ev**2 + 8 * math.log(2) * PAIR_EV * self.fano
-                         * energy_kev * 1e3)
+        return math.sqrt(self.noise_ev**2 + 8e3 * math.log(2) * PAIR_EV * self.fano * energy_kev)
 
     @property
     def fwhm_mn_ka_ev(self) -> float:
@@ -132,8 +131,8 @@ class InstrumentDescription:
     detector: Detector
     geometry: Geometry
     calibration: Calibration
-    # Advice for fit configurations (range_kev, snip_width_kev, smoothing_kev, peaks) and
-    # the simulator's fitted constants: carried along, never part of the fingerprint.
+    # Advice for fit configurations (range_kev, snip_width_kev, smoothing_kev, peaks, maps)
+    # and the simulator's fitted constants: carried along, never part of the fingerprint.
     fit: dict = field(default_factory=dict, hash=False)
     simulation: dict = field(default_factory=dict, hash=False)
 
@@ -184,8 +183,7 @@ class InstrumentDescription:
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def for_stream(self, summed: bool) -> InstrumentDescription:
-        """The description of a stream of this instrument's spectra: each spectrum the sum of
-        all elements (`summed`) or one element's own (a selected or separate detector)."""
+        """A stream of this instrument: each spectrum all elements summed, or one's own."""
         return replace(self, detector=replace(self.detector,
                                               combine="sum" if summed else "separate"))
 
@@ -386,15 +384,17 @@ def _fit(t: _Table) -> dict[str, Any]:
                 or not 0 <= rng[0] < rng[1]):
             t.fail("range_kev", f"must be [low, high] keV with 0 <= low < high, got {rng!r}")
         fit["range_kev"] = [float(v) for v in rng]
-    for key in ("snip_width_kev", "smoothing_kev"):
-        value = t.num(key, None, positive=True)
-        if value is not None:
-            fit[key] = value
-    peaks = t.table("peaks", None)
+    fit.update({k: v for k in ("snip_width_kev", "smoothing_kev")
+                if (v := t.num(k, None, positive=True)) is not None})
+    peaks, maps = t.table("peaks", None), t.raw("maps", None)
     if peaks is not None:
         fit["peaks"] = {el: peaks.text(el) for el in peaks.data}
-        bad = sorted(set(fit["peaks"]) - _SYMBOLS)
-        if bad:
+        if bad := sorted(set(fit["peaks"]) - _SYMBOLS):
             peaks.fail(bad[0], "not an element symbol")
+    if maps is not None:  # the elements a bundle maps (default: proto.elements.ELEMENTS)
+        if not (isinstance(maps, list) and maps and len(set(map(str, maps))) == len(maps)
+                and all(isinstance(m, str) and m in _SYMBOLS for m in maps)):
+            t.fail("maps", f"must be a list of distinct element symbols, got {maps!r}")
+        fit["maps"] = list(maps)
     t.done()
     return fit

@@ -139,6 +139,35 @@ def test_a_large_map_is_scored_in_blocks_and_trains_on_a_subset(calibrated, tmp_
     assert "learnt from" not in summary["residual"]  # a small map: every pixel
 
 
+def test_a_lab_adds_an_element_to_the_maps(tmp_path):
+    """The description's [fit] maps: the bundle maps those elements, Zn (not one of the
+    study's eight) among them, scored against PyMca and ROI on its own K line like the rest."""
+    import export.calibrate as cal
+    from proto.bundle import load_bundle
+
+    toml = tmp_path / "ixrf_zn.toml"
+    toml.write_text(TOML.read_text() + '\n[fit]\nrange_kev = [3.0, 9.5]\n'
+                    'maps = ["Ca", "Fe", "Cu", "Zn"]\n')
+    summary = cal.calibrate(toml, [IXRF], tmp_path / "models", detector="0", quick=True,
+                            residual=False, progress=False)
+    assert summary["outputs"] == ["Ca", "Fe", "Cu", "Zn"]
+    assert load_bundle(tmp_path / "models" / "elements").manifest.outputs[:4] == (
+        "Ca", "Fe", "Cu", "Zn")
+    zn = summary["held_out"][0]["elements"]["Zn"]
+    assert {ev.FAST, ev.ROI} <= set(zn) and np.isfinite(zn[ev.FAST]["rel_rmse"])
+
+
+def test_the_simulator_cannot_teach_an_element_it_does_not_map(tmp_path):
+    """The default path trains on simulated ground truth, which has the study's eight only."""
+    from training.scan_rates import ScanRates
+
+    scan = ScanRates.__new__(ScanRates)
+    scan.maps, scan.shape = {"Ca": np.zeros(4, np.float32)}, (2, 2)
+    assert scan.truth(("Ca", "Pb")).shape == (4, 2)  # one of the eight, absent here: zeros
+    with pytest.raises(ValueError, match=r"no ground truth for Zn: the simulator maps Ca, "):
+        scan.truth(("Ca", "Zn"))
+
+
 def test_served_says_where_the_residual_would_be_served(calibrated):
     """Served.inside (export.real_spectra's count of served spectra): the calibrating
     detector's own pixels at their dwell are inside the bundle's domain, the same pixels at

@@ -112,6 +112,10 @@ def test_fwhm_alternative_and_unknown_keys_on_the_wire():
     ("[calibration]", "[calibrashun]", r"calibration: missing"),
     ("noise_ev = 74.0", "noise_ev = 74.0\nfwhm_mn_ka_ev = 140",
      r"give either fwhm_mn_ka_ev or noise_ev"),
+    ("range_kev = [1.6, 17.0]", 'range_kev = [1.6, 17.0]\nmaps = ["Ca", "Co", "Ca"]',
+     r"fit\.maps: must be a list of distinct element symbols, got \['Ca', 'Co', 'Ca'\]"),
+    ("range_kev = [1.6, 17.0]", 'range_kev = [1.6, 17.0]\nmaps = ["Ca", "Smalt"]',
+     r"fit\.maps: must be a list of distinct element symbols"),
 ])
 def test_errors_name_the_file_and_key(old, new, message):
     text = (INSTRUMENTS / "m6_jetstream.toml").read_text()

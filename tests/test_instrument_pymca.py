@@ -87,6 +87,33 @@ def test_smoothing_stays_within_what_pymca_can_take(tmp_path):
     assert done.returncode == 0 and "at most 101 channels" in done.stdout, done.stderr
 
 
+def test_a_lab_chooses_the_mapped_elements(tmp_path):
+    """[fit] maps: the bundle's outputs. An element outside the study's eight is fitted (K and
+    L where the description gives no peaks) and mapped on its main family, the first of K, L, M
+    the configuration fits: Ba and Sn on the M6 by their L lines, its window ending below their
+    K lines. The list travels in the PyMca .cfg; an element the excitation or window cannot
+    show is refused in words (Pb on the APS scan's 10 keV beam, below its L3 edge)."""
+    from export.fastfit import build_model, map_lines
+    from training.labels import load_config
+
+    m6 = _desc("m6_jetstream")
+    maps = ["Ca", "Fe", "Pb", "Co", "Zn", "Ba", "Sn"]
+    cfg = make_config(dataclasses.replace(m6, fit={**m6.fit, "maps": maps}), **QUICK)
+    assert cfg["peaks"]["Ba"] == "L" and cfg["peaks"]["Sn"] == "L" and cfg["peaks"]["Co"] == "K"
+    model = build_model(cfg)
+    assert model.outputs == tuple(maps)
+    assert map_lines(model) == ("Ca K", "Fe K", "Pb L", "Co K", "Zn K", "Ba L", "Sn L")
+    cfg["maxrf"]["maps"] = ["Co"]  # a one-item list reads back as a string
+    cfg.write(str(tmp_path / "co.cfg"))
+    assert build_model(load_config(tmp_path / "co.cfg")).outputs == ("Co",)
+    aps = _desc("aps_2ide")
+    with pytest.raises(ValueError, match=r"cannot map Pb: no L line of it is both excited and "
+                       r"inside the fit window"):
+        make_config(dataclasses.replace(aps, fit={**aps.fit, "maps": ["Ca", "Pb"]}), **QUICK)
+    with pytest.raises(ValueError, match=r"cannot map Li: no K or L line"):
+        make_config(dataclasses.replace(m6, fit={**m6.fit, "maps": ["Li"]}), **QUICK)
+
+
 def test_monochromatic_beam():
     aps = _desc("aps_2ide")
     cfg = make_config(aps)

@@ -18,6 +18,7 @@ import xraylib
 from PyMca5.PyMcaIO import ConfigDict
 from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory, Elements, XRayTubeEbel
 
+from proto.elements import LINE_GROUP
 from proto.instrument import InstrumentDescription, Layer, Tube
 
 SNIP_WIDTH_KEV = 0.4  # ~3x an SDD's peak FWHM: passes under peaks, follows the continuum
@@ -129,14 +130,17 @@ def fit_range(desc: InstrumentDescription) -> tuple[float, float]:
 
 def peak_list(desc: InstrumentDescription, lo: float, hi: float) -> dict[str, list[str] | str]:
     """Element -> line groups: COMMON_PEAKS, the anode's scattered L lines as a pseudo-element,
-    the description's [fit] peaks; each group kept only if the excitation reaches its edge and
-    one of its main lines lies in the fit window (PyMca cannot fit an unexcited line)."""
+    the description's [fit] peaks, its [fit] maps (K and L, where not given); each group kept
+    only if the excitation reaches its edge and one of its main lines lies in the fit window
+    (PyMca cannot fit an unexcited line). A map element left with no group is refused."""
     exc = desc.excitation
     top = exc.voltage_kv if isinstance(exc, Tube) else exc.energy_kev
     wanted = dict(COMMON_PEAKS)
     if isinstance(exc, Tube):
         wanted.setdefault(exc.anode, "L")
     wanted.update(desc.fit.get("peaks", {}))
+    for el in desc.fit.get("maps", ()):
+        wanted.setdefault(el, "K, L")
     peaks: dict[str, list[str] | str] = {}
     for el, spec in wanted.items():
         z = xraylib.SymbolToAtomicNumber(el)
@@ -145,6 +149,12 @@ def peak_list(desc: InstrumentDescription, lo: float, hi: float) -> dict[str, li
                 and any(lo <= _line(z, line) <= hi for line in _LINES[g])]
         if kept:
             peaks[el] = kept if len(kept) > 1 else kept[0]
+    for el in desc.fit.get("maps", ()):  # the study's eight are mapped on LINE_GROUP's lines
+        groups = peaks.get(el, [])
+        family = LINE_GROUP.get(el, "K or L")
+        if not any(g[0] in family for g in ([groups] if isinstance(groups, str) else groups)):
+            raise ValueError(f"{desc.name}: cannot map {el}: no {family} line of it is both "
+                             f"excited and inside the fit window {lo:.2f}-{hi:.2f} keV")
     return peaks
 
 
@@ -263,4 +273,6 @@ def make_config(desc: InstrumentDescription, *, fit_kev: tuple[float, float] | N
     cfg["maxrf"] = {"preset": desc.name, "fit_kev": [lo, hi], "snip_width_kev": snip,
                     "smoothing_kev": smooth, "instrument_fingerprint": desc.fingerprint(),
                     "units": "counts per live second of each main line group"}
+    if "maps" in desc.fit:  # the bundle's outputs (export.fastfit.build_model)
+        cfg["maxrf"]["maps"] = list(desc.fit["maps"])
     return cfg

@@ -23,9 +23,11 @@ FWHM_KEV = 0.16  # about the detector resolution at 6-10 keV
 
 
 def line_energy(symbol: str) -> float:
-    z = xraylib.SymbolToAtomicNumber(symbol)
-    line = xraylib.KA1_LINE if LINE_GROUP[symbol] == "K" else xraylib.LA1_LINE
-    return float(xraylib.LineEnergy(z, line))
+    """The main line of a map: 'Ca' (its LINE_GROUP family) or a family, 'Co K' or 'Ba L'."""
+    element, _, group = symbol.partition(" ")
+    line = {"K": xraylib.KA1_LINE, "L": xraylib.LA1_LINE, "M": xraylib.MA1_LINE}[
+        group or LINE_GROUP[element]]
+    return float(xraylib.LineEnergy(xraylib.SymbolToAtomicNumber(element), line))
 
 
 def _window(energy: float, half: float) -> slice:

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from proto.dataset import open_dataset
+from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid, Rebinner, counts_per_live_second
 
 
@@ -27,7 +28,11 @@ class ScanRates:
             self._rebin = Rebinner(ds.grid, grid)
 
     def truth(self, outputs: tuple[str, ...]) -> np.ndarray:
-        """(N, G) the file's ground-truth maps in `outputs` order (0 where absent)."""
+        """(N, G) the file's ground-truth maps in `outputs` order (0 where a map of the
+        simulator's elements is absent); an element the simulator does not map is refused."""
+        if unknown := [e for e in outputs if e not in self.maps and e not in ELEMENTS]:
+            raise ValueError(f"no ground truth for {', '.join(unknown)}: the simulator maps "
+                             f"{', '.join(ELEMENTS)} (map others with make calibrate)")
         n = len(self)
         return np.stack([self.maps.get(e, np.zeros(n, np.float32)) for e in outputs], axis=1)
 
