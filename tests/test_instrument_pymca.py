@@ -112,6 +112,11 @@ def test_a_lab_chooses_the_mapped_elements(tmp_path):
         make_config(dataclasses.replace(aps, fit={**aps.fit, "maps": ["Ca", "Pb"]}), **QUICK)
     with pytest.raises(ValueError, match=r"cannot map Li: no K or L line"):
         make_config(dataclasses.replace(m6, fit={**m6.fit, "maps": ["Li"]}), **QUICK)
+    many = ["Ca", "Ti", "V", "Cr", "Mn", "Fe", "Co", "Ni", "Cu", "Zn", "Ga", "Ge", "As", "Se",
+            "Br", "Rb", "Sr", "Y", "Zr", "Nb", "Mo", "Ag", "Cd", "In", "Sn", "Sb", "Te", "Ba",
+            "W", "Au", "Hg", "Pb", "Bi"]  # 33: their sigma columns would make 66 maps
+    with pytest.raises(ValueError, match=r"33 maps; a preview carries at most 32 elements"):
+        make_config(dataclasses.replace(m6, fit={**m6.fit, "maps": many}), **QUICK)
 
 
 def test_monochromatic_beam():

@@ -20,6 +20,7 @@ from PyMca5.PyMcaPhysics.xrf import ClassMcaTheory, Elements, XRayTubeEbel
 
 from proto.elements import LINE_GROUP
 from proto.instrument import InstrumentDescription, Layer, Tube
+from proto.messages import MAX_ELEMENTS
 
 SNIP_WIDTH_KEV = 0.4  # ~3x an SDD's peak FWHM: passes under peaks, follows the continuum
 # Savitzky-Golay smoothing before SNIP: on noisy short-dwell pixels SNIP alone clips to the
@@ -274,5 +275,8 @@ def make_config(desc: InstrumentDescription, *, fit_kev: tuple[float, float] | N
                     "smoothing_kev": smooth, "instrument_fingerprint": desc.fingerprint(),
                     "units": "counts per live second of each main line group"}
     if "maps" in desc.fit:  # the bundle's outputs (export.fastfit.build_model)
+        if len(desc.fit["maps"]) > MAX_ELEMENTS // 2:  # each map travels with its sigma
+            raise ValueError(f"{desc.name}: {len(desc.fit['maps'])} maps; a preview carries at "
+                             f"most {MAX_ELEMENTS // 2} elements with their sigma (SPEC.md 6)")
         cfg["maxrf"]["maps"] = list(desc.fit["maps"])
     return cfg
