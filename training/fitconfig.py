@@ -152,10 +152,12 @@ def peak_list(desc: InstrumentDescription, lo: float, hi: float) -> dict[str, li
             peaks[el] = kept if len(kept) > 1 else kept[0]
     for el in desc.fit.get("maps", ()):  # the study's eight are mapped on LINE_GROUP's lines
         groups = peaks.get(el, [])
-        family = LINE_GROUP.get(el, "K or L")
-        if not any(g[0] in family for g in ([groups] if isinstance(groups, str) else groups)):
-            raise ValueError(f"{desc.name}: cannot map {el}: no {family} line of it is both "
-                             f"excited and inside the fit window {lo:.2f}-{hi:.2f} keV")
+        fitted = {g[0] for g in ([groups] if isinstance(groups, str) else groups)}  # K, L, M
+        needed = {LINE_GROUP[el]} if el in LINE_GROUP else {"K", "L"}
+        if not fitted & needed:
+            raise ValueError(f"{desc.name}: cannot map {el}: no {' or '.join(sorted(needed))} "
+                             f"line of it is both excited and inside the fit window "
+                             f"{lo:.2f}-{hi:.2f} keV")
     return peaks
 
 
