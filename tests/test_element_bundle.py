@@ -320,6 +320,22 @@ def test_bench_models_runs_a_bundle_that_takes_live_time(bundle, tmp_path, capsy
     assert "fastfit+residual" in out and "fused graph" not in out
 
 
+def test_short_dwell_script_serves_thinned_pixels(bundle, tmp_path, capsys):
+    """scripts/short_dwell.py (the README's short-dwell figures): the real M6 spectrum thinned
+    to 100 ms, served through a models folder's element bundle, one row per element."""
+    from scripts.short_dwell import main
+
+    _real_m6()  # skips without the real file
+    shutil.copytree(bundle, tmp_path / "elements")
+    assert main(["--models", str(tmp_path), "--dwell-ms", "100", "--draws", "40"]) == 0
+    out = capsys.readouterr().out
+    assert "100 ms (" in out and "40 pixels" in out
+    rows = [line.split() for line in out.splitlines() if line[:3].strip() in ELEMENTS]
+    assert [r[0] for r in rows] == list(ELEMENTS)
+    ca = rows[0]  # Ca: 16,112 c/s at 28 s, far above 3 sigma at 100 ms: detected everywhere
+    assert float(ca[1]) > 10_000 and ca[5] == "100%" and ca[6] == "yes"
+
+
 def test_the_fit_runs_a_large_set_in_batches():
     """FitOnGrid runs FIT_BATCH spectra a call (ONNX Runtime's memory grows with the call):
     the same numbers as one call, and an empty set gives empty columns."""
