@@ -63,7 +63,7 @@ from proto.identity import identity_map
 from proto.instrument import load as load_description
 from training.jsonutil import jsonable
 from training.lab_split import Part, SplitError
-from training.preprocess import rates_from_counts
+from training.preprocess import MODEL_GRID, rates_from_counts
 from training.readers import ReaderError
 from training.roi import RoiModel, roi_sums
 
@@ -270,15 +270,16 @@ def _predictions(h: HeldSet, fit: FitOnGrid, served: Served, serves: str, net, r
     # the axis the edge reads this stream on, decided on its first pixels in scan order
     axis = served.axis_for(h.scan.counts, h.scan.grid)
     own = FitOnGrid(h.fitted.model, h.scan.grid) if refine else None
+    to_fit, to_roi = Rebinner(axis, fit.grid), Rebinner(axis, MODEL_GRID)  # ROI: same axis
     parts: dict[str, list[np.ndarray]] = {}
     for i in range(0, len(h.idx), CHUNK):
         pixels = h.idx[i:i + CHUNK]
         counts, live = h.scan.counts[pixels], np.maximum(h.scan.live_time_s[pixels], 1e-12)
-        rates = counts_per_live_second(counts, live, Rebinner(axis, fit.grid))
+        rates = counts_per_live_second(counts, live, to_fit)
         areas, sigma = fit(rates, live)
         got = {ev.FAST: areas, "sigma": sigma,
                "alone": served(counts, live, h.scan.grid, outputs, gate=False, axis=axis),
-               ev.ROI: roi.predict(rates_from_counts(counts, live, axis))}  # same axis
+               ev.ROI: roi.predict(counts_per_live_second(counts, live, to_roi))}
         if serves.startswith("fast fit + residual"):
             got[ev.RESIDUAL] = served(counts, live, h.scan.grid, outputs, axis=axis)
         elif net is not None:  # trained, not exported: scored in torch (the summary says so)
