@@ -353,3 +353,23 @@ def test_the_fit_runs_a_large_set_in_batches():
     np.testing.assert_allclose(sigma, whole[1], rtol=1e-5, atol=1e-5 * whole[1].max())
     empty = fit(rates[:0], live[:0])
     assert empty[0].shape == empty[1].shape == (0, len(fit.outputs))
+
+
+def test_residual_paintings_scores_each_painting_held_out(tiny_data):
+    """scripts/residual_paintings.py (the residual's weight decay): one row per painting and
+    element it holds, a column per decay, the least-error tally over those rows; a scene of
+    one painting is refused."""
+    from scripts.residual_paintings import compare_decays
+
+    lines: list[str] = []
+    cfg = ResidualConfig(epochs=1, hidden=8)
+    wins = compare_decays(_fit(), tiny_data / "m6_corpus_tiny.h5", [1e-5, 1.0], cfg,
+                          out=lines.append)
+    rows = [line.split(" | ") for line in lines if line.startswith("| corpus_")]
+    assert {r[0] for r in rows} == {"| corpus_0", "| corpus_1", "| corpus_2", "| corpus_3"}
+    assert all(len(r) == 5 and r[1] in ELEMENTS for r in rows)
+    assert len(wins) == 3 and sum(wins) == len(rows)  # each decay's, then ties
+    assert lines[-1].startswith(f"least error: wd 1e-05 in {wins[0]}, wd 1 in {wins[1]}, "
+                                f"tied in {wins[2]}, of {len(rows)} (")
+    with pytest.raises(ValueError, match=r"painting\(s\); holding one out needs two"):
+        compare_decays(_fit(), tiny_data / "m6_ioannis_tiny.h5", [1.0], cfg, out=lines.append)
