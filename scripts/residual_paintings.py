@@ -38,24 +38,13 @@ from training.scan_rates import ScanRates  # noqa: E402
 M6 = ROOT / "training" / "instruments" / "m6_jetstream.toml"
 
 
-def painting_masks(scan: ScanRates) -> dict[str, np.ndarray]:
-    """(N,) bool per panel the scene states (a scene without panels has nothing to hold out)."""
-    h, w = scan.shape[:2]
-    masks = {}
-    for p in scan.panels:
-        m = np.zeros((h, w), bool)
-        m[p["y0"]:p["y0"] + p["height"], p["x0"]:p["x0"] + p["width"]] = True
-        masks[p.get("name", f"panel {len(masks)}")] = m.reshape(-1)
-    return masks
-
-
 def compare_decays(fit: CompiledFit, scene: Path, decays: list[float], cfg: ResidualConfig,
                    out=print) -> list[int]:
     """Print the table (module docstring) through `out`; returns, per decay, in how many cells
     it alone has the least error at three decimals, then the number of ties."""
     t0 = time.perf_counter()
     scan = ScanRates(scene, fit.grid)
-    masks = painting_masks(scan)
+    masks = scan.paintings()
     if len(masks) < 2:
         raise ValueError(f"{scene.name} states {len(masks)} painting(s); holding one out "
                          "needs two or more")
@@ -82,7 +71,7 @@ def compare_decays(fit: CompiledFit, scene: Path, decays: list[float], cfg: Resi
             wins[int(best[0]) if len(best) == 1 else -1] += 1  # a tie as printed: no one's
             out(f"| {painting} | {el} | {runs[0]['fast_fit'][el]['rel_rmse']:.3f} | "
                 + " | ".join(f"{e:.3f}" for e in errs) + " |")
-    out("least error: " + ", ".join(f"{n} in {k}" for n, k in zip(names, wins, strict=False))
+    out("least error: " + ", ".join(f"{n} in {k}" for n, k in zip(names, wins[:-1], strict=True))
         + f", tied in {wins[-1]}, of {sum(wins)} ({time.perf_counter() - t0:.0f} s)")
     return wins
 

@@ -298,7 +298,6 @@ def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.
     `grid`: the bundle grid `rates` are on; `outputs`: the fit's column names (metrics).
     Returns (net in eval mode, metrics: held-out errors of the fast fit alone and with the
     chosen residual, per element)."""
-    setup(cfg.seed, cfg.threads)
     layout = feature_layout(grid, cfg.feature_kev, cfg.feature_bin_kev)
     return train_prepared(prepare(fit, rates, live_time_s, targets, layout), layout,
                           held_out=held_out, outputs=outputs, cfg=cfg, progress=progress)

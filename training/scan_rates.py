@@ -39,6 +39,16 @@ class ScanRates:
     def __len__(self) -> int:
         return int(self.shape[0] * self.shape[1])
 
+    def paintings(self) -> dict[str, np.ndarray]:
+        """(N,) bool per painting (panel) the scene states; none for a scan that states none."""
+        h, w = self.shape[:2]
+        masks = {}
+        for i, p in enumerate(self.panels):
+            mask = np.zeros((h, w), bool)
+            mask[p["y0"]:p["y0"] + p["height"], p["x0"]:p["x0"] + p["width"]] = True
+            masks[p.get("name", f"panel {i}")] = mask.reshape(-1)
+        return masks
+
     def held_out(self, fraction: float = 0.2) -> np.ndarray:
         """(N,) bool: the last `fraction` of the rows of each panel (of the scan when it
         states none): every painting's materials among the held-out pixels. (A whole panel
