@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from edge.models import ModelSession
-from proto.bundle import IN_DOMAIN_INPUT, KINDS, BundleError
+from proto.bundle import CONTINUUM_INPUT, IN_DOMAIN_INPUT, KINDS, BundleError
+from proto.continuum import ScanContinuum
 from proto.domain import Subspace, within_dwell
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid, Rebinner
@@ -117,16 +118,28 @@ class Engine:
         for n in (1, small_batch + 1, max_batch):
             self.run(np.zeros((n, grid.channels), dtype=np.uint16), np.ones(n, np.float32))
         self.gate_counts = {kind: [0, 0] for kind in self.gate_counts}  # warm-up not counted
+        self.continua = self._continua()  # nor summed
+
+    def _continua(self) -> dict[str, ScanContinuum]:
+        """kind -> the scan's continuum, for bundles that take it and can strip a sum (their
+        energy-axis check's graph gives PyMca's background: proto.continuum)."""
+        return {kind: ScanContinuum(s.axis) for kind, s in self.sessions.items()
+                if CONTINUUM_INPUT in s.extra_inputs and s.axis is not None}
 
     def restream(self, grid: EnergyGrid) -> None:
         """Read the stream's channels on `grid` from now on (its energy axis as checked,
         proto.energy_axis): one rebinner and input buffer per distinct model grid."""
         self.grid = grid
+        self.continua = self._continua()  # a sum so far was read on the other axis
         for s in self.sessions.values():
             g = s.manifest.grid
             self._rebinners[g] = Rebinner(grid, g)
             if g not in self._buffers:
                 self._buffers[g] = np.empty((self.max_batch, g.channels), dtype=np.float32)
+
+    def backgrounds(self) -> dict[str, dict]:
+        """kind -> which background its fit serves and on what (proto.continuum)."""
+        return {k: c.status() for k, c in self.continua.items()}
 
     def gated_share(self) -> dict[str, float]:
         """kind -> share of the pixels run so far whose learned residual was served."""
@@ -173,8 +186,15 @@ class Engine:
                         inside &= ~marks[kind]
                     self.gate_counts[kind][0] += len(inside)
                     self.gate_counts[kind][1] += int(inside.sum())
-                out[kind].append(np.asarray(s.run(rates[s.manifest.grid], live, inside),
-                                            dtype=np.float32))
+                x = rates[s.manifest.grid]
+                scan = self.continua.get(kind)
+                if scan is None:
+                    out[kind].append(np.asarray(s.run(x, live, inside), dtype=np.float32))
+                    continue
+                for rows, continuum in scan.parts(x, live):  # refreshes fall between pixels
+                    part = None if inside is None else inside[rows]
+                    out[kind].append(np.asarray(s.run(x[rows], live[rows], part, continuum),
+                                                dtype=np.float32))
         return ({k: _join(v) for k, v in out.items()},
                 {k: _join(v) for k, v in outside.items() if v})
 

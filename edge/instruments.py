@@ -81,7 +81,8 @@ def _differences(ident: Identity | None, trained: Identity) -> list[str]:
 def trust_detail(scan) -> dict:
     """For people, in a status's detail.scan: the stream's instrument, why a model is foreign
     (served because the daemon allows it), the trust map's unfamiliar share, the share of
-    pixels whose learned residual was served (gated bundles only), and the energy axis the
+    pixels whose learned residual was served (gated bundles only), which background the
+    element fit serves (per-pixel SNIP or the scan's continuum), and the energy axis the
     element maps read the stream on (bundles that check it)."""
     ident = stream_identity(scan.start)
     canvas = scan.canvas
@@ -95,6 +96,8 @@ def trust_detail(scan) -> dict:
     served = scan.engine.gated_share()  # bundles whose residual is gated (BUNDLE.md in_domain)
     if served:
         out["residual_served"] = {k: round(v, 4) for k, v in served.items()}
+    if backgrounds := scan.engine.backgrounds():  # proto.continuum: SNIP or the scan's
+        out["background"] = backgrounds
     if getattr(scan, "axis", None) is not None:  # proto.energy_axis: the axis served
         out["energy_axis"] = scan.axis.status()
     return out

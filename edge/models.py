@@ -20,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from proto.bundle import (
+    CONTINUUM_INPUT,
     IN_DOMAIN_INPUT,
     LIVE_TIME_INPUT,
     Bundle,
@@ -61,7 +62,11 @@ def check_io(session: ort.InferenceSession, manifest: Manifest) -> None:
     if sorted(names) != sorted(want):
         raise BundleError(f"graph has inputs {names}, the manifest declares {want}")
     for extra in (i for i in inputs if i.name in manifest.extra_inputs):
-        if extra.type != FLOAT or len(extra.shape) != 2 or not _dim_is_free(extra.shape[0]) \
+        if extra.name == CONTINUUM_INPUT:
+            if extra.type != FLOAT or list(extra.shape) != [2, manifest.grid.channels]:
+                raise BundleError(f"graph input {extra.name!r} is {extra.type} {extra.shape}, "
+                                  f"needs {FLOAT} [2, {manifest.grid.channels}]")
+        elif extra.type != FLOAT or len(extra.shape) != 2 or not _dim_is_free(extra.shape[0]) \
                 or extra.shape[1] != 1:
             raise BundleError(f"graph input {extra.name!r} is {extra.type} {extra.shape}, "
                               f"needs {FLOAT} [batch, 1]")
@@ -144,6 +149,7 @@ class ModelSession:
         self._in = self.manifest.input_name
         self._out = [self.manifest.output_name]
         self._x = np.empty((0, self.channels), dtype=np.float32)  # grown on demand
+        self._no_continuum = np.zeros((2, self.channels), np.float32)
 
     @property
     def kind(self) -> str:
@@ -169,10 +175,12 @@ class ModelSession:
         return self.manifest.extra_inputs
 
     def run(self, x: np.ndarray, live_time_s: np.ndarray | None = None,
-            in_domain: np.ndarray | None = None) -> np.ndarray:
+            in_domain: np.ndarray | None = None, continuum: np.ndarray | None = None
+            ) -> np.ndarray:
         """(N, D) counts per live second on manifest.grid -> float32 (N, K). `live_time_s`
-        (N,) s and `in_domain` (N,) bool are fed where the bundle declares them (BUNDLE.md);
-        in_domain defaults to inside (a bundle without a domain test has no outside)."""
+        (N,) s, `in_domain` (N,) bool and `continuum` (2, D) are fed where the bundle declares
+        them (BUNDLE.md); in_domain defaults to inside (a bundle without a domain test has no
+        outside), continuum to none (each pixel's own background)."""
         x = self._input(x)
         if x.shape[0] == 0:
             return np.empty((0, self.width), dtype=np.float32)
@@ -184,6 +192,9 @@ class ModelSession:
         if IN_DOMAIN_INPUT in self.extra_inputs:
             feed[IN_DOMAIN_INPUT] = (np.ones((len(x), 1), np.float32) if in_domain is None
                                      else np.asarray(in_domain, np.float32).reshape(-1, 1))
+        if CONTINUUM_INPUT in self.extra_inputs:
+            feed[CONTINUUM_INPUT] = (self._no_continuum if continuum is None
+                                     else np.asarray(continuum, np.float32))
         (y,) = self._session.run(self._out, feed)
         return y
 

@@ -190,4 +190,6 @@ class ScanState:
             "seq_gaps": self.seq_gaps,
             "seq_missing": self.seq_missing,
             **({"energy_axis": self.axis.status()} if self.axis is not None else {}),
+            # which background each element fit served (proto.continuum)
+            **({"background": b} if (b := self.engine.backgrounds()) else {}),
         }

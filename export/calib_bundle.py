@@ -31,7 +31,8 @@ from export.element_bundle import FitOnGrid
 from export.fastfit import FastFitModel, reference_fit
 from export.fastfit_graph import build_graph, with_axis_check
 from export.graph import check_contract, finalize, stamp
-from proto.bundle import Bundle, Manifest, load_bundle, write_bundle
+from proto.bundle import CONTINUUM_INPUT, Bundle, Manifest, load_bundle, write_bundle
+from proto.continuum import ScanContinuum
 from proto.domain import Subspace, fit_subspace
 from proto.energy import EnergyGrid, Rebinner, counts_per_live_second
 from proto.energy_axis import AxisVerdict, decide_in_order, load_check
@@ -65,7 +66,8 @@ def write_element_bundle(fit: FitOnGrid, net, folder: str | Path, *, check_count
     gate = (np.arange(len(x)) % 3 != 0).astype(np.float32)  # served and gated off, alike
     want = torch_served(served, net, x, live, areas, sigma, gate)
     sess = session(data)
-    feed = {"spectra": x, "live_time_s": live.reshape(-1, 1), "in_domain": gate.reshape(-1, 1)}
+    feed = {"spectra": x, "live_time_s": live.reshape(-1, 1), "in_domain": gate.reshape(-1, 1),
+            CONTINUUM_INPUT: np.zeros((2, x.shape[1]), np.float32)}  # SNIP, as the reference
     got = sess.run(None, {i.name: feed[i.name] for i in sess.get_inputs()})[0]
     p = parity_check.compare(got, want, eb.outputs(fit.outputs), "held-out spectra")
     if not p.ok:
@@ -95,8 +97,10 @@ def torch_served(served, net, rates: np.ndarray, live: np.ndarray, areas: np.nda
 
 def areas_graph(model: FastFitModel) -> onnx.ModelProto:
     """The fit with the bundle's I/O: spectra (N, C) counts/s -> elements (N, G) counts/s."""
-    m = build_graph(model)  # quantity "counts": no live-time input
-    m = onnx.utils.Extractor(m).extract_model(["spectra"], ["areas"])
+    continuum = bool(model.snip_width)  # the scan's, at short dwell (proto.continuum)
+    m = build_graph(model, continuum=continuum)  # quantity "counts": no live-time input
+    inputs = ["spectra", CONTINUUM_INPUT] if continuum else ["spectra"]
+    m = onnx.utils.Extractor(m).extract_model(inputs, ["areas"])
     g = m.graph
     g.node.append(helper.make_node("Identity", ["areas"], [OUTPUT], name="out_elements"))
     del g.output[:]
@@ -141,13 +145,17 @@ def fastfit_bundle(model: FastFitModel, grid: EnergyGrid, folder: str | Path, *,
     if grid.channels != model.channels:
         raise ValueError(f"model for {model.channels} channels, grid has {grid.channels}")
     m = areas_graph(model)
-    check_contract(m, grid.channels, OUTPUT, len(model.outputs))
+    extra = tuple(i.name for i in m.graph.input[1:])
+    check_contract(m, grid.channels, OUTPUT, len(model.outputs), extra)
     stamp(m, "elements", grid.to_dict(), model.outputs, UNITS)
     data = finalize(m)
     live = np.maximum(np.asarray(check_live, np.float64), 1e-12)
     ref, sigma = reference_fit(model, check_counts)
-    ours = session(data).run([OUTPUT], {"spectra": (check_counts / live[:, None]).astype(
-        np.float32)})[0] * live[:, None]
+    sess = session(data)
+    feed = {"spectra": (check_counts / live[:, None]).astype(np.float32),
+            CONTINUUM_INPUT: np.zeros((2, grid.channels), np.float32)}  # SNIP, as PyMca
+    ours = sess.run([OUTPUT], {i.name: feed[i.name] for i in sess.get_inputs()})[0] \
+        * live[:, None]
     tol = np.maximum(0.01 * np.abs(ref), 0.5 * sigma)
     ratio = float((np.abs(ours - ref) / np.maximum(tol, 1e-12)).max()) if len(ref) else 0.0
     parity = {"spectra": len(ref), "reference": "export.fastfit.reference_fit (float64)",
@@ -155,7 +163,8 @@ def fastfit_bundle(model: FastFitModel, grid: EnergyGrid, folder: str | Path, *,
     if ratio > 1:
         raise ValueError(f"compiled fast fit differs from its float64 reference: {parity}")
     fields = {**fields, "kind": "elements", "grid": grid.to_dict(), "output_name": OUTPUT,
-              "outputs": list(model.outputs), "units": UNITS, "opset": 17}
+              "outputs": list(model.outputs), "units": UNITS, "opset": 17,
+              "extra_inputs": list(extra)}
     fields["metrics"] = {**fields.get("metrics", {}), "parity": parity}
     fields, files = with_axis_check(fields, model, grid)
     return write_bundle(folder, data, fields, subspace, files), parity
@@ -198,14 +207,20 @@ class Served:
         rebin = Rebinner(axis or self.axis_for(counts, grid), self.manifest.grid)
         cols = [self.manifest.outputs.index(e) for e in outputs]
         out = []
+        scan = (ScanContinuum(self.axis) if CONTINUUM_INPUT in self.inputs and self.axis
+                else None)  # the stream's continuum, as the edge sums it (proto.continuum)
+        none = [(slice(None), np.zeros((2, self.manifest.grid.channels), np.float32))]
         for i in range(0, len(counts), batch):
             t = np.maximum(live[i:i + batch], 1e-12)
             x = counts_per_live_second(counts[i:i + batch], t, rebin)
             t = t.astype(np.float32).reshape(-1, 1)
             inside = self.in_domain(x, t.reshape(-1)).astype(np.float32).reshape(-1, 1)
-            feed = {"spectra": x, "live_time_s": t, "in_domain": inside * gate}
-            y = self.sess.run([self.manifest.output_name], {k: feed[k] for k in self.inputs})[0]
-            out.append(y[:, cols])
+            for rows, continuum in scan.parts(x, t) if scan else none:
+                feed = {"spectra": x[rows], "live_time_s": t[rows],
+                        "in_domain": inside[rows] * gate, CONTINUUM_INPUT: continuum}
+                y = self.sess.run([self.manifest.output_name],
+                                  {k: feed[k] for k in self.inputs})[0]
+                out.append(y[:, cols])
         return np.concatenate(out) if out else np.zeros((0, len(cols)), np.float32)
 
     def inside(self, counts: np.ndarray, live: np.ndarray, grid: EnergyGrid) -> np.ndarray:

@@ -16,7 +16,7 @@ does what it does for every bundle (rebin, divide by live time) and feeds the tw
 
 API (also for `make calibrate`): CompiledFit(instrument) is a training.residual.FitFn;
 element_graph(fit, net); train_elements(instrument, scene) -> (net, info);
-export_elements(net, info, folder, data) -> (Bundle, Parity); evaluate(bytes, subspace, scene).
+export_elements(net, info, folder, data) -> (Bundle, Parity); export.element_served runs it.
 """
 
 from __future__ import annotations
@@ -29,16 +29,17 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
 
 from export import domain, graph, parity
+from export.element_served import GATE, Served, evaluate
 from export.fastfit import FastFitModel, build_model, configured_fit, reference_fit
-from export.fastfit_graph import build_graph, run, session, with_axis_check
+from export.fastfit_graph import axis_graph, build_graph, run, session, with_axis_check
 from proto.bundle import Bundle, write_bundle
-from proto.domain import Domain, Subspace, within_dwell
+from proto.domain import Domain
 from proto.elements import MAP_UNITS
 from proto.energy import EnergyGrid
+from proto.energy_axis import AxisCheck
 from proto.instrument import InstrumentDescription
 from proto.instrument import load as load_description
 from training import artifacts
@@ -49,7 +50,6 @@ from training.residual import ResidualConfig, ResidualNet, served, train_residua
 from training.scan_rates import ScanRates
 
 MODEL = "fastfit+residual"
-LIVE, GATE = "live_time_s", "in_domain"  # the bundle's extra inputs (proto/BUNDLE.md)
 FIT_BATCH = 4096  # spectra per ONNX Runtime call of FitOnGrid (its memory, see __call__)
 
 
@@ -174,15 +174,19 @@ def _residual_nodes(net: ResidualNet, areas: str, sigma: str) -> tuple[list, lis
 
 def element_graph(fit: CompiledFit, net: ResidualNet | None) -> onnx.ModelProto:
     """The bundle graph: the compiled fast fit, the residual where any element keeps one."""
-    m = build_graph(fit.model, quantity="counts_per_live_second")
+    gated = net is not None and float(net.keep.sum() + net.keep_fit.sum()) > 0
+    # the scan's continuum serves where the residual does not: it learned SNIP's areas
+    m = build_graph(fit.model, quantity="counts_per_live_second",
+                    continuum=bool(fit.model.snip_width), gate=GATE if gated else None)
     g = m.graph
     del g.output[:]
     areas, sigma = "areas", "sigma"
-    if net is not None and float(net.keep.sum() + net.keep_fit.sum()) > 0:
+    if gated:
         nodes, inits, areas = _residual_nodes(net, areas, sigma)
         g.node.extend(nodes)
         g.initializer.extend(inits)
-        g.input.append(helper.make_tensor_value_info(GATE, TensorProto.FLOAT, ["N", 1]))
+        if GATE not in (i.name for i in g.input):  # a fit without a background to gate
+            g.input.append(helper.make_tensor_value_info(GATE, TensorProto.FLOAT, ["N", 1]))
     out = graph.OUTPUT_NAMES["elements"]
     g.node.append(helper.make_node("Concat", [areas, sigma], [out], name="out_concat", axis=1))
     width = 2 * len(fit.outputs)
@@ -199,53 +203,6 @@ def outputs(elements: tuple[str, ...]) -> list[str]:
 
 def extra_inputs(onx: onnx.ModelProto) -> list[str]:
     return [i.name for i in onx.graph.input if i.name != "spectra"]
-
-
-class Served:
-    """An element graph in ONNX Runtime, fed as the edge feeds it (edge.inference.Engine):
-    in_domain = inside `subspace` and within the `domain`'s dwells."""
-
-    def __init__(self, onnx_bytes: bytes, subspace: Subspace | None,
-                 domain: Domain | None = None, threads: int = 2) -> None:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads, so.inter_op_num_threads = threads, 1
-        self.session = ort.InferenceSession(onnx_bytes, so, providers=["CPUExecutionProvider"])
-        self.inputs = [i.name for i in self.session.get_inputs()]
-        self.subspace, self.domain = subspace, domain or Domain()
-
-    def __call__(self, rates: np.ndarray, live: np.ndarray, in_domain: np.ndarray | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
-        """((N, 2G) outputs, (N,) in-domain mark as used)."""
-        rates = np.ascontiguousarray(rates, np.float32)
-        live = np.asarray(live, np.float32).reshape(-1, 1)
-        if in_domain is None:
-            in_domain = within_dwell(self.domain, live)
-            if self.subspace is not None:
-                in_domain &= ~self.subspace.outside(rates, live)
-        feed = {"spectra": rates, LIVE: live, GATE: in_domain.astype(np.float32).reshape(-1, 1)}
-        return self.session.run(None, {k: feed[k] for k in self.inputs})[0], in_domain
-
-
-def evaluate(run_served: Served, path: Path, names: tuple[str, ...], grid: EnergyGrid,
-             chunk: int = 8192) -> dict:
-    """Held-out metrics on a scene's ground truth: the bundle as served, and the fast fit alone
-    (the same graph with the residual gated off), per element; share served the residual."""
-    from training.residual import element_table
-
-    scan = ScanRates(path, grid)
-    truth = scan.truth(names)
-    got, alone, inside = [], [], []
-    for i in range(0, len(scan), chunk):
-        x, live = scan[i:i + chunk], scan.live[i:i + chunk]
-        y, mark = run_served(x, live)
-        got.append(y[:, :len(names)])
-        alone.append(run_served(x, live, np.zeros(len(x), bool))[0][:, :len(names)])
-        inside.append(mark)
-    got, alone = np.concatenate(got), np.concatenate(alone)
-    return {"scene": path.name, "spectra": len(scan),
-            "in_domain": float(np.concatenate(inside).mean()),
-            "bundle": element_table(truth, got, names),
-            "fast_fit": element_table(truth, alone, names)}
 
 
 def train_elements(instrument: str | Path | InstrumentDescription, scene: str | Path, *,
@@ -349,7 +306,9 @@ def export_elements(net: ResidualNet, info: dict, folder: str | Path, data: str 
         fields.update(stated)
         # the subspace entry is completed by write_bundle; the dwell is what the gate needs
         stated_domain = {k: v for k, v in stated.get("domain", {}).items() if k != "subspace"}
-        serve = Served(onnx_bytes, subspace, Domain.from_dict(stated_domain))
+        check = AxisCheck(session(axis_graph(fit.model)).run, fit.grid, (1.0, 2.0),
+                          fit.model.first)  # its background only (the scan continuum's)
+        serve = Served(onnx_bytes, subspace, Domain.from_dict(stated_domain), check=check)
         tests = [next(p for p in scene_candidates(data, name) if p.exists())
                  for name in test_scenes(info)
                  if any(p.exists() for p in scene_candidates(data, name))]

@@ -258,13 +258,25 @@ def reduced_weights(model: FastFitModel, excluded: np.ndarray) -> np.ndarray:
     return model.combine @ t @ model.weights
 
 
-def reference_fit(model: FastFitModel, counts: np.ndarray, live_time_s: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray]:
+def reference_fit(model: FastFitModel, counts: np.ndarray, live_time_s: np.ndarray | None = None,
+                  continuum: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """float64 reference of the compiled graph: (areas, sigma), each (N, G), in counts
-    (or counts per live second when `live_time_s` is given and `counts` are per live second)."""
+    (or counts per live second when `live_time_s` is given and `counts` are per live second).
+    `continuum` (2, C), the graph's input of that name (proto.continuum): where its rows are
+    not zero, the background is (w . y) T in place of each spectrum's SNIP."""
     counts = np.atleast_2d(np.asarray(counts, dtype=np.float64))
     y = counts[:, model.first:model.first + model.window]
-    x_full = (y - background(model, counts)) @ model.weights.T
+    t = w = None
+    if continuum is not None and np.any(continuum[1]):
+        t, w = np.asarray(continuum, np.float64)[:, model.first:model.first + model.window]
+        bg = (y @ w)[:, None] * t
+    else:
+        bg = background(model, counts)
+
+    def lean(rows: np.ndarray) -> np.ndarray:  # net = y - (w . y) T: row r -> r - (r . T) w
+        return rows if t is None else rows - np.outer(rows @ t, w)
+
+    x_full = (y - bg) @ model.weights.T
     x, last = x_full.copy(), np.zeros(x_full.shape, bool)
     for _ in range(model.refit_passes):
         neg = (x < 0) & model.peaks
@@ -274,10 +286,10 @@ def reference_fit(model: FastFitModel, counts: np.ndarray, live_time_s: np.ndarr
     x = np.where(model.peaks & (x < 0), 0.0, x)  # PyMca: still negative after its passes -> 0
     sigma = np.empty((len(x), len(model.outputs)))
     for i in range(len(x)):
-        sigma[i] = np.sqrt(reduced_weights(model, last[i]) ** 2 @ np.maximum(y[i], 0))
+        sigma[i] = np.sqrt(lean(reduced_weights(model, last[i])) ** 2 @ np.maximum(y[i], 0))
     # an output with every group fixed at zero: its sigma in the full fit (detection sigma)
     fixed = last.astype(float) @ model.combine.T >= model.combine.sum(axis=1) - 0.5
-    full = np.sqrt(np.maximum(y, 0) @ ((model.combine @ model.weights) ** 2).T)
+    full = np.sqrt(np.maximum(y, 0) @ (lean(model.combine @ model.weights) ** 2).T)
     sigma = np.where(fixed, full, sigma)
     if live_time_s is not None:
         sigma /= np.sqrt(np.asarray(live_time_s, dtype=np.float64).reshape(-1, 1))

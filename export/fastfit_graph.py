@@ -12,6 +12,10 @@ refits with the negative groups fixed at zero, each a conjugate-gradient solve o
 excluded block of the unit-weight covariance (the only per-pixel linear algebra: a few
 (N, P) x (P, P) MatMuls); negatives left after the last pass set to zero, as PyMca does.
 
+With `continuum` (build_graph), a second input holds the scan's continuum (proto.continuum):
+where it is given each pixel's background is that shape at the pixel's own scale, linear in
+its counts, and SNIP runs only for a batch where some pixel still needs it (an If).
+
 sigma is counting statistics through the weights of the pixel's last refit:
 sigma_g^2 = sum_c (u_g . W)_c^2 * counts_c, u_g the output row carried through that refit,
 so where As K is fixed at zero Pb L's sigma drops as its correlation with As K says. An
@@ -41,6 +45,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 from export.fastfit import FastFitModel
 from proto.bundle import sha256_bytes
+from proto.continuum import CONTINUUM_INPUT
 from proto.energy import EnergyGrid
 from proto.energy_axis import AXIS_FILE, AXIS_KEY
 
@@ -60,13 +65,14 @@ Quantity = Literal["counts", "counts_per_live_second"]
 class _Graph:
     """Minimal node/initializer bookkeeping with unique names."""
 
-    def __init__(self) -> None:
+    def __init__(self, prefix: str = "") -> None:
         self.nodes: list[onnx.NodeProto] = []
         self.inits: list[TensorProto] = []
         self._n = 0
+        self.prefix = prefix  # a branch's names must not meet the outer graph's
 
     def const(self, value: np.ndarray | float | list, dtype: type = np.float32) -> str:
-        name = f"c{len(self.inits)}"
+        name = f"{self.prefix}c{len(self.inits)}"
         self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
@@ -75,7 +81,7 @@ class _Graph:
 
     def op(self, op_type: str, *inputs: str, **attrs: object) -> str:
         self._n += 1
-        out = f"{op_type.lower()}{self._n}"
+        out = f"{self.prefix}{op_type.lower()}{self._n}"
         self.nodes.append(helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
         return out
 
@@ -137,10 +143,48 @@ def _cg(g: _Graph, corr: str, mask: str, rhs: str, iterations: int) -> str:
     return w
 
 
+def _background(g: _Graph, model: FastFitModel, y: str) -> str:
+    """PyMca's per-pixel background: Savitzky-Golay, then SNIP."""
+    smooth = _savgol(g, model, y) if model.savgol is not None else y
+    return _snip(g, model, smooth)
+
+
+def _continuum(g: _Graph, model: FastFitModel, y: str, gate: str | None
+               ) -> tuple[str, str, str]:
+    """The scan's continuum in place of the per-pixel SNIP (proto.continuum): row 0 of input
+    `continuum` is its shape T, row 1 the scale channels w, background = (w . y) T.
+    It serves where w is not all zero and, with a `gate`, where the gate is 0 (a residual
+    learned on SNIP areas keeps SNIP under it). SNIP, two thirds of the fit's time, runs only
+    when some pixel of the batch needs it (an If). Returns (background, use (N|1, 1) float,
+    the two rows)."""
+    rows = g.slice(CONTINUUM_INPUT, model.first, model.first + model.window)
+    shape, w = g.slice(rows, 0, 1, axis=0), g.slice(rows, 1, 2, axis=0)
+    use = g.op("Greater", g.op("ReduceSum", g.op("Abs", w), g.ints(1), keepdims=1),
+               g.const(0.0))
+    if gate is not None:
+        use = g.op("And", use, g.op("Less", gate, g.const(0.5)))
+    snip_g, none_g = _Graph("snip_"), _Graph("none_")
+    branches = {}
+    for name, sub, out in (("then_branch", snip_g, _background(snip_g, model, y)),
+                           ("else_branch", none_g, none_g.op("Identity", y))):
+        branches[name] = helper.make_graph(sub.nodes, name, [], [helper.make_tensor_value_info(
+            out, TensorProto.FLOAT, ["N", model.window])], sub.inits)
+    needed = g.op("Greater", g.op("ReduceMax", g.op("Cast", g.op("Not", use),
+                                                    to=TensorProto.FLOAT), keepdims=0),
+                  g.const(0.0))
+    snip = g.op("If", needed, **branches)  # the else branch's value is never picked
+    tmpl = g.op("Mul", g.op("MatMul", y, g.op("Transpose", w)), shape)
+    return (g.op("Where", use, tmpl, snip), g.op("Cast", use, to=TensorProto.FLOAT),
+            g.op("Concat", shape, w, axis=0))
+
+
 def build_graph(model: FastFitModel, *, quantity: Quantity = "counts",
-                cg_iterations: int = CG_ITERATIONS) -> onnx.ModelProto:
+                cg_iterations: int = CG_ITERATIONS, continuum: bool = False,
+                gate: str | None = None) -> onnx.ModelProto:
     """The compiled fast fit of `model`; `cg_iterations` conjugate-gradient steps per refit
-    solve (exact once it reaches the number of groups fixed at zero)."""
+    solve (exact once it reaches the number of groups fixed at zero). `continuum`: a second
+    input, the scan's continuum (proto.continuum), serves as background where given (and
+    where the [N, 1] input `gate` is 0, when named); all zeros: per-pixel SNIP."""
     g = _Graph()
     n, P = model.window, len(model.names)
     cov = model.covariance
@@ -149,10 +193,13 @@ def build_graph(model: FastFitModel, *, quantity: Quantity = "counts",
     inv_scale, scale_c = g.const(1.0 / scale), g.const(scale)
     steps = min(P, cg_iterations)
     y = g.slice("spectra", model.first, model.first + n)
-    net = y
+    net, scan = y, None
     if model.snip_width:
-        smooth = _savgol(g, model, y) if model.savgol is not None else y
-        net = g.op("Sub", y, _snip(g, model, smooth))
+        if continuum:
+            bg, use, scan = _continuum(g, model, y, gate)
+        else:
+            bg = _background(g, model, y)
+        net = g.op("Sub", y, bg)
     x_full = g.op("MatMul", net, g.const(model.weights.T))
     x, last = x_full, g.op("ConstantOfShape", g.op("Shape", x_full),
                            value=numpy_helper.from_array(np.zeros(1, np.float32)))
@@ -172,7 +219,19 @@ def build_graph(model: FastFitModel, *, quantity: Quantity = "counts",
     areas = g.op("MatMul", x, g.const(model.combine.T))
     counts = g.op("Relu", y)
     outputs = len(model.outputs)
-    full_sq = g.const(((model.combine @ model.weights) ** 2).T)  # sigma^2 of the full fit
+    rows_full = model.combine @ model.weights  # the full fit's output rows R
+    full_var = g.op("MatMul", counts, g.const((rows_full ** 2).T))
+    if scan is not None:  # net = y - (w . y) T: each row r becomes r - (r . T) w, so
+        # var = c.r^2 - 2 a c.(r w) + a^2 c.w^2 with a = r . T (zero where SNIP serves)
+        shape_t = g.op("Transpose", g.slice(scan, 0, 1, axis=0))
+        scale_w = g.slice(scan, 1, 2, axis=0)
+        a = g.op("Mul", use, g.op("Transpose", g.op("MatMul", g.const(rows_full), shape_t)))
+        cross = g.op("MatMul", counts, g.op("Transpose", g.op("Mul", g.const(rows_full),
+                                                               scale_w)))
+        own = g.op("MatMul", counts, g.op("Transpose", g.op("Mul", scale_w, scale_w)))
+        full_var = g.op("Add", g.op("Sub", full_var, g.op("Mul", g.const(2.0),
+                                                            g.op("Mul", a, cross))),
+                        g.op("Mul", g.op("Mul", a, a), own))
     if model.refit_passes and model.peaks.any():
         # output rows through the last refit: u_g = S_g - E C[E,E]^-1 (C S_g^T)[E]
         cs = model.combine @ cov / scale  # (G, P), scaled like corr
@@ -182,18 +241,27 @@ def build_graph(model: FastFitModel, *, quantity: Quantity = "counts",
         rows = g.op("MatMul", g.op("Reshape", u, g.ints(-1, P)), g.const(model.weights))
         rows = g.op("Reshape", rows, g.op("Concat", g.op("Shape", x_full, end=1),
                                           g.ints(outputs, n), axis=0))
+        if scan is not None:
+            along = g.op("MatMul", rows, shape_t)  # (N, G, 1)
+            rows = g.op("Sub", rows, g.op("Mul", g.op("Mul", along, scale_w),
+                                          g.op("Unsqueeze", use, g.ints(1))))
         root = g.op("Unsqueeze", g.op("Sqrt", counts), g.ints(1))
         var = g.op("ReduceSumSquare", g.op("Mul", rows, root), axes=[2], keepdims=0)
         # an output whose every group was fixed at zero: its sigma in the full fit instead
         fixed = g.op("GreaterOrEqual", g.op("MatMul", last, g.const(model.combine.T)),
                      g.const(model.combine.sum(axis=1) - 0.5))
-        var = g.op("Where", fixed, g.op("MatMul", counts, full_sq), var)
+        var = g.op("Where", fixed, full_var, var)
     else:
-        var = g.op("MatMul", counts, full_sq)
+        var = full_var
     inputs = [helper.make_tensor_value_info("spectra", TensorProto.FLOAT, ["N", model.channels])]
     if quantity == "counts_per_live_second":
         inputs.append(helper.make_tensor_value_info("live_time_s", TensorProto.FLOAT, ["N", 1]))
         var = g.op("Div", var, "live_time_s")
+    if scan is not None:
+        if gate is not None:
+            inputs.append(helper.make_tensor_value_info(gate, TensorProto.FLOAT, ["N", 1]))
+        inputs.append(helper.make_tensor_value_info(CONTINUUM_INPUT, TensorProto.FLOAT,
+                                                    [2, model.channels]))
     sigma = g.op("Sqrt", g.op("Max", var, g.const(0.0)))
     g.nodes += [helper.make_node("Identity", [areas], ["areas"], name="out_areas"),
                 helper.make_node("Identity", [sigma], ["sigma"], name="out_sigma")]
@@ -220,10 +288,7 @@ def axis_graph(model: FastFitModel) -> onnx.ModelProto:
     their noise by a different amount for every candidate and bias the search."""
     g = _Graph()
     y = g.slice("spectra", model.first, model.first + model.window)
-    net = y
-    if model.snip_width:
-        smooth = _savgol(g, model, y) if model.savgol is not None else y
-        net = g.op("Sub", y, _snip(g, model, smooth))
+    net = g.op("Sub", y, _background(g, model, y)) if model.snip_width else y
     g.nodes += [helper.make_node("Identity", [net], ["net"], name="out_net"),
                 helper.make_node("Identity", [g.const(model.derivatives)], ["responses"],
                                  name="out_responses")]

@@ -128,16 +128,19 @@ def default_opset(model: onnx.ModelProto) -> int:
                default=0)
 
 
-def check_contract(model: onnx.ModelProto, channels: int, output_name: str, width: int) -> None:
-    """Export-side twin of edge.models.check_io (with onnx rather than a runtime)."""
+def check_contract(model: onnx.ModelProto, channels: int, output_name: str, width: int,
+                   extra_inputs: tuple[str, ...] = ()) -> None:
+    """Export-side twin of edge.models.check_io (with onnx rather than a runtime); the
+    `extra_inputs` (proto.bundle.EXTRA_INPUTS) follow `spectra`, checked at the edge."""
 
     def dims(v) -> list:
         return [d.dim_param or d.dim_value for d in v.type.tensor_type.shape.dim]
 
     g = model.graph
     ins = [i for i in g.input if i.name not in {t.name for t in g.initializer}]
-    if [i.name for i in ins] != [INPUT_NAME]:
-        raise ValueError(f"graph inputs {[i.name for i in ins]}, want [{INPUT_NAME!r}]")
+    if [i.name for i in ins] != [INPUT_NAME, *extra_inputs]:
+        raise ValueError(f"graph inputs {[i.name for i in ins]}, want "
+                         f"{[INPUT_NAME, *extra_inputs]}")
     if [o.name for o in g.output] != [output_name]:
         raise ValueError(f"graph outputs {[o.name for o in g.output]}, want [{output_name!r}]")
     x, y = ins[0], g.output[0]

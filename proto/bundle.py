@@ -35,10 +35,11 @@ MODEL_FILE = "model.onnx"
 KINDS = ("rgb", "elements", "trust")
 INPUT_QUANTITY = "counts_per_live_second"
 INPUT_NAME = "spectra"
-# inputs a bundle may declare beside `spectra`, each float32 [batch, 1] (BUNDLE.md): the
-# pixel's live time, and 1/0 whether the pixel is inside the bundle's training domain
-LIVE_TIME_INPUT, IN_DOMAIN_INPUT = "live_time_s", "in_domain"
-EXTRA_INPUTS = (LIVE_TIME_INPUT, IN_DOMAIN_INPUT)
+# inputs a bundle may declare beside `spectra` (BUNDLE.md): float32 [batch, 1], the pixel's
+# live time and 1/0 whether the pixel is inside the bundle's training domain; float32
+# [2, channels], the scan's continuum (proto.continuum)
+LIVE_TIME_INPUT, IN_DOMAIN_INPUT, CONTINUUM_INPUT = "live_time_s", "in_domain", "continuum"
+EXTRA_INPUTS = (LIVE_TIME_INPUT, IN_DOMAIN_INPUT, CONTINUUM_INPUT)
 RGB_OUTPUTS = ("R", "G", "B")
 MIN_OPSET = 7
 # keys of the graph's own metadata_props that repeat the manifest's contract (optional)

@@ -45,7 +45,8 @@ TESTS = ("m6_ioannis", "m6_ioannis_100ms")
 
 
 def bundle_maps(folder: Path, path: Path, rows: int = 8) -> tuple[np.ndarray, np.ndarray, float]:
-    """(served (N, G), fast fit alone (N, G), share in domain) over the whole scene."""
+    """(served (N, G), fast fit alone with each pixel's SNIP (N, G), share in domain) over the
+    whole scene (served: with the scan's continuum where the residual is not, as the edge)."""
     session = ModelSession(folder, threads=2)
     g = len([o for o in session.manifest.outputs if not o.endswith("_sigma")])
     with open_dataset(path) as ds:
@@ -119,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         rows = {"linear+mlp (old default)": predict(net, test.rates)}
         rows.update({f"linear+mlp, seed {s}": predict(n, test.rates) for s, n in others.items()})
         served, alone, inside = bundle_maps(Path(a.bundle), path)
-        rows["fast fit + residual (new)"], rows["fast fit alone"] = served, alone
+        rows["fast fit + residual (new)"], rows["fast fit alone, per-pixel SNIP"] = served, alone
         for folder in a.draws:
             rows[f"fast fit + residual, seed {seed_of(folder)}"] = bundle_maps(folder, path)[0]
         if a.draws:  # what one bundle serving the draws' mean (an ensemble) would give

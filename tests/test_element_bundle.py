@@ -16,13 +16,8 @@ import torch
 
 from edge.inference import Engine
 from edge.models import ModelSession
-from export.element_bundle import (
-    CompiledFit,
-    Served,
-    element_graph,
-    export_elements,
-    train_elements,
-)
+from export.element_bundle import CompiledFit, element_graph, export_elements, train_elements
+from export.element_served import Served
 from proto.bundle import BundleError
 from proto.elements import ELEMENTS
 from proto.energy import Rebinner, counts_per_live_second, rebin
@@ -74,7 +69,7 @@ def bundle(tiny_data, tmp_path_factory) -> Path:
 
 def test_manifest_states_inputs_outputs_and_held_out_metrics(bundle):
     m = json.loads((bundle / "manifest.json").read_text())
-    assert m["extra_inputs"] == ["live_time_s", "in_domain"]
+    assert m["extra_inputs"] == ["live_time_s", "in_domain", "continuum"]
     assert m["outputs"] == [*ELEMENTS, *(f"{e}_sigma" for e in ELEMENTS)]
     assert m["grid"] == {"offset": -0.95550444, "gain": 0.009999, "channels": 2200}
     assert m["training"]["model"] == "fastfit+residual"
@@ -119,7 +114,7 @@ def test_edge_serves_the_residual_inside_the_domain_only(bundle, tiny_data):
 
 def test_status_says_where_the_residual_was_served(bundle, tiny_data):
     """detail.scan of the status (edge.instruments.trust_detail): the share of the scan's
-    pixels the residual was served on."""
+    pixels the residual was served on, and the background the fit served."""
     from types import SimpleNamespace
 
     from edge.instruments import trust_detail
@@ -137,6 +132,8 @@ def test_status_says_where_the_residual_was_served(bundle, tiny_data):
     served = trust_detail(scan)["residual_served"]["elements"]
     assert served <= 0.75 and served == pytest.approx(engine.gated_share()["elements"],
                                                       abs=1e-4)
+    background = trust_detail(scan)["background"]["elements"]  # 40 pixels: far below 1e6
+    assert background["background"] == "per-pixel SNIP" and background["pixels"] == 40
 
 
 def test_residual_off_above_the_trained_dwell(bundle, tiny_data):
@@ -198,7 +195,8 @@ def test_train_command_takes_the_seed_and_epochs(tiny_data, tmp_path, monkeypatc
 
 def test_no_residual_kept_means_the_fast_fit_alone():
     """When held-out data show the residual helps nowhere, the graph has no residual and no
-    in_domain input: a fit already equal to the targets leaves nothing to learn."""
+    in_domain input (the scan's continuum, proto.continuum, then serves on every pixel): a
+    fit already equal to the targets leaves nothing to learn."""
     from proto.energy import EnergyGrid
 
     grid = EnergyGrid(0.0, 0.02, 1024)
@@ -215,7 +213,7 @@ def test_no_residual_kept_means_the_fast_fit_alone():
     assert metrics["residual_kept"] == {"A": False, "B": False}
     assert float(net.keep.sum() + net.keep_fit.sum()) == 0.0
     onx = element_graph(_fit(), net)
-    assert [i.name for i in onx.graph.input] == ["spectra", "live_time_s"]
+    assert [i.name for i in onx.graph.input] == ["spectra", "live_time_s", "continuum"]
 
 
 # ---- must-show (a): the real M6 spectrum through the edge path, against PyMca ----------
@@ -333,7 +331,10 @@ def test_short_dwell_script_serves_thinned_pixels(bundle, tmp_path, capsys):
     rows = [line.split() for line in out.splitlines() if line[:3].strip() in ELEMENTS]
     assert [r[0] for r in rows] == list(ELEMENTS)
     ca = rows[0]  # Ca: 16,112 c/s at 28 s, far above 3 sigma at 100 ms: detected everywhere
-    assert float(ca[1]) > 10_000 and ca[5] == "100%" and ca[6] == "yes"
+    assert float(ca[1]) > 10_000 and ca[6] == ca[7] == "100%" and ca[8] == "yes"
+    for el in ("Au", "Pb"):  # SNIP several-fold high, the scan's continuum near the 28 s value
+        whole, snip, cont = (float(v) for v in rows[ELEMENTS.index(el)][1:4])
+        assert snip > 3 * whole and abs(cont - whole) < (snip - whole) / 3, (el, rows)
 
 
 def test_the_fit_runs_a_large_set_in_batches():

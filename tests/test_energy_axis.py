@@ -195,6 +195,8 @@ def test_daemon_holds_the_first_pixels_then_draws_all_on_the_decided_axis(axis_m
             with h5py.File(f, "r") as h5:
                 end = json.loads(h5.attrs["end"])
                 ends[end["energy_axis"]["state"]] = end["energy_axis"]
+                # and the background its element fit served (proto.continuum): 80k counts
+                assert end["background"]["elements"]["background"] == "per-pixel SNIP"
         assert set(ends) == {"locked", "too_few_counts"}
         assert ends["locked"]["served"] == axis["served"]
     finally:

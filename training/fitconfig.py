@@ -27,6 +27,7 @@ SNIP_WIDTH_KEV = 0.4  # ~3x an SDD's peak FWHM: passes under peaks, follows the 
 # noise minima, biasing every area up (Au L +140 % at 100 ms on the simulated M6); 0.25 keV
 # removes most there, not on the real M6 spectrum (Au 6x at 100 ms, scripts/short_dwell.py).
 # Wider is no cure: at 1 keV the simulated 100 ms scene's Au error doubles (0.142 -> 0.279).
+# The cure is one background for the scan's pixels, stripped from its sum (proto.continuum).
 SMOOTHING_KEV = 0.25
 # PyMca's Savitzky-Golay keeps its coefficients in a 101-wide stack array (SpecfitFuns.c,
 # MAX_SAVITSKY_GOLAY_WIDTH): a wider window writes past it and the process dies (segfault)

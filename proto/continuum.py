@@ -1,0 +1,102 @@
+"""The scan's continuum: one background for every pixel of a short-dwell scan.
+
+PyMca's fast fit strips each pixel's background with SNIP, a running minimum. Under counting
+noise a minimum sits low, so at short dwell every trace line stands on a background that is
+too low: the real M6 spectrum thinned to 100 ms pixels gives Au 579 c/s where its 28 s
+spectrum gives 94.6 (scripts/short_dwell.py). PyMca's own answer for a map is its sum
+spectrum; here the scan's sum, which soon holds more counts than that 28 s spectrum, is
+stripped once with the bundle's own SNIP (its `axis.onnx`, proto.energy_axis), and each pixel
+takes that background B at its own scale: (w . y) T, w the indicator of the channels where
+the sum is continuum (its net below CONTINUUM_SHARE of B) and T = B / (w . sum), so the sum
+gets back exactly B. The background is then linear in the counts, so its mean is the sum's
+at any dwell; a pixel of the sum's own shape gets SNIP's background of the sum.
+
+A bundle declares the input (BUNDLE.md `continuum`: [2, channels], rows T and w, all zeros
+for per-pixel SNIP). The edge feeds zeros until the scan has READY_COUNTS counts, then
+the sum's continuum, refreshed each time the sum doubles. The pixels a refresh covers are set
+by counts, not by how messages were batched, so a replay serves the same numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+
+from proto.bundle import CONTINUUM_INPUT
+from proto.energy_axis import OUTPUTS, AxisCheck
+
+__all__ = ["CONTINUUM_INPUT", "READY_COUNTS", "ScanContinuum", "continuum_rows"]
+# the sum is stripped once it holds as many counts as the real M6 spectrum of 28 s
+READY_COUNTS = 1e6
+CONTINUUM_SHARE = 0.05  # a channel whose net is below 5 % of its background is continuum
+MIN_CHANNELS = 16  # fewer continuum channels than this: the scale is no better than SNIP
+
+
+def continuum_rows(check: AxisCheck, counts: np.ndarray) -> np.ndarray | None:
+    """(2, C) float32 for the graph: the continuum of the sum `counts` (C,) on the bundle
+    grid, and its scale weights; None where too few channels are continuum."""
+    y = np.asarray(counts, np.float32).reshape(1, -1)
+    net = np.asarray(check.run(OUTPUTS, {"spectra": y})[0][0], np.float64)
+    a, b = check.first, check.first + check.window
+    bg = y[0, a:b].astype(np.float64) - net
+    mask = (bg > 0) & (net < CONTINUUM_SHARE * bg)
+    if mask.sum() < MIN_CHANNELS or not np.isfinite(bg).all():
+        return None
+    rows = np.zeros((2, y.shape[1]), np.float64)
+    rows[0, a:b] = bg / float(y[0, a:b][mask].sum())
+    rows[1, a:b] = mask
+    return rows.astype(np.float32)
+
+
+class ScanContinuum:
+    """One scan's continuum for a bundle's graph: `parts` splits each batch where the sum
+    crosses its next refresh, so each pixel is fit with the continuum of the pixels before."""
+
+    def __init__(self, check: AxisCheck, ready_counts: float = READY_COUNTS) -> None:
+        self.check = check
+        self.sum = np.zeros(check.grid.channels, np.float64)
+        self.counts = 0.0
+        self.next = float(ready_counts)
+        self.rows = np.zeros((2, check.grid.channels), np.float32)
+        self.refreshes = 0
+        self.pixels = [0, 0]  # pixels fit, of them with the continuum
+
+    @property
+    def ready(self) -> bool:
+        return bool(self.rows[1].any())
+
+    def parts(self, rates: np.ndarray, live: np.ndarray) -> Iterator[tuple[slice, np.ndarray]]:
+        """(rows, continuum) over the batch `rates` (N, C) counts/s on the bundle grid with
+        `live` (N,) s; the sum takes each part once the caller has fit it."""
+        live = np.asarray(live, np.float64).reshape(-1)
+        pixel = rates.sum(axis=1, dtype=np.float64) * live
+        finite = np.isfinite(pixel)  # the edge infers no such pixel; the sum takes none
+        total = self.counts + np.cumsum(np.where(finite, pixel, 0.0))
+        start = 0
+        while start < len(rates):
+            cross = int(np.searchsorted(total[start:], self.next)) + start
+            stop = min(cross + 1, len(rates))
+            yield slice(start, stop), self.rows
+            self.pixels[0] += stop - start
+            self.pixels[1] += (stop - start) if self.ready else 0
+            keep = finite[start:stop]
+            self.sum += (rates[start:stop][keep] * live[start:stop, None][keep]).sum(axis=0)
+            self.counts = float(total[stop - 1])
+            if self.counts >= self.next:
+                self._refresh()
+            start = stop
+
+    def _refresh(self) -> None:
+        rows = continuum_rows(self.check, self.sum)
+        if rows is not None:
+            self.rows = rows
+            self.refreshes += 1
+        while self.next <= self.counts:
+            self.next *= 2
+
+    def status(self) -> dict:
+        """For people (status detail): which background serves, and on how much."""
+        return {"background": "scan continuum" if self.ready else "per-pixel SNIP",
+                "counts": round(self.counts), "refreshes": self.refreshes,
+                "pixels_with_continuum": self.pixels[1], "pixels": self.pixels[0]}
