@@ -9,13 +9,14 @@ numbers match training and offline inference bit for bit.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from edge.models import ModelSession
 from proto.bundle import CONTINUUM_INPUT, IN_DOMAIN_INPUT, KINDS, BundleError
-from proto.continuum import ScanContinuum
+from proto.continuum import ScanContinuum, served
 from proto.domain import Subspace, within_dwell
 from proto.elements import ELEMENTS
 from proto.energy import EnergyGrid, Rebinner
@@ -123,7 +124,7 @@ class Engine:
     def _continua(self) -> dict[str, ScanContinuum]:
         """kind -> the scan's continuum, for bundles that take it and can strip a sum (their
         energy-axis check's graph gives PyMca's background: proto.continuum)."""
-        return {kind: ScanContinuum(s.axis) for kind, s in self.sessions.items()
+        return {kind: ScanContinuum(s.axis, _fit_alone(s)) for kind, s in self.sessions.items()
                 if CONTINUUM_INPUT in s.extra_inputs and s.axis is not None}
 
     def restream(self, grid: EnergyGrid) -> None:
@@ -138,8 +139,16 @@ class Engine:
                 self._buffers[g] = np.empty((self.max_batch, g.channels), dtype=np.float32)
 
     def backgrounds(self) -> dict[str, dict]:
-        """kind -> which background its fit serves and on what (proto.continuum)."""
-        return {k: c.status() for k, c in self.continua.items()}
+        """kind -> which background its fit serves, for which elements, on what
+        (proto.continuum)."""
+        out = {}
+        for kind, c in self.continua.items():
+            names = self.sessions[kind].manifest.outputs
+            chosen = [] if c.choice is None else [
+                n for n, on in zip(names, np.resize(c.choice, len(names)), strict=True)
+                if on and not n.endswith("_sigma")]
+            out[kind] = {**c.status(), "continuum_for": chosen}
+        return out
 
     def gated_share(self) -> dict[str, float]:
         """kind -> share of the pixels run so far whose learned residual was served."""
@@ -191,12 +200,22 @@ class Engine:
                 if scan is None:
                     out[kind].append(np.asarray(s.run(x, live, inside), dtype=np.float32))
                     continue
-                for rows, continuum in scan.parts(x, live):  # refreshes fall between pixels
+                for rows, continuum, choice in scan.parts(x, live):  # refreshes: between pixels
                     part = None if inside is None else inside[rows]
-                    out[kind].append(np.asarray(s.run(x[rows], live[rows], part, continuum),
-                                                dtype=np.float32))
+                    run = partial(s.run, x[rows], live[rows], part)  # run(continuum)
+                    out[kind].append(np.asarray(served(run, continuum, choice), np.float32))
         return ({k: _join(v) for k, v in out.items()},
                 {k: _join(v) for k, v in outside.items() if v})
+
+
+def _fit_alone(session: ModelSession):
+    """The bundle's fit without its residual (in_domain 0), its areas: what the scan's
+    continuum compares the two backgrounds on (proto.continuum.FitFn)."""
+    areas = len([o for o in session.manifest.outputs if not o.endswith("_sigma")])
+
+    def fit(rates: np.ndarray, live: np.ndarray, continuum: np.ndarray | None) -> np.ndarray:
+        return session.run(rates, live, np.zeros(len(rates), bool), continuum)[:, :areas]
+    return fit
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:

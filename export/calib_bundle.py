@@ -18,6 +18,7 @@ and a stream whose stated calibration is ~20 eV off is still fitted where its pe
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +33,7 @@ from export.fastfit import FastFitModel, reference_fit
 from export.fastfit_graph import build_graph, with_axis_check
 from export.graph import check_contract, finalize, stamp
 from proto.bundle import CONTINUUM_INPUT, Bundle, Manifest, load_bundle, write_bundle
-from proto.continuum import ScanContinuum
+from proto.continuum import ScanContinuum, served
 from proto.domain import Subspace, fit_subspace
 from proto.energy import EnergyGrid, Rebinner, counts_per_live_second
 from proto.energy_axis import AxisVerdict, decide_in_order, load_check
@@ -207,19 +208,31 @@ class Served:
         rebin = Rebinner(axis or self.axis_for(counts, grid), self.manifest.grid)
         cols = [self.manifest.outputs.index(e) for e in outputs]
         out = []
-        scan = (ScanContinuum(self.axis) if CONTINUUM_INPUT in self.inputs and self.axis
+        zeros = np.zeros((2, self.manifest.grid.channels), np.float32)  # no continuum: SNIP
+
+        def run(x: np.ndarray, t: np.ndarray, mark: np.ndarray, continuum: np.ndarray | None
+                ) -> np.ndarray:
+            feed = {"spectra": x, "live_time_s": t.reshape(-1, 1), "in_domain": mark,
+                    CONTINUUM_INPUT: zeros if continuum is None else continuum}
+            return self.sess.run([self.manifest.output_name],
+                                 {k: feed[k] for k in self.inputs})[0]
+
+        areas = len([o for o in self.manifest.outputs if not o.endswith("_sigma")])
+
+        def fit(x: np.ndarray, t: np.ndarray, continuum: np.ndarray | None) -> np.ndarray:
+            return run(x, t, np.zeros((len(x), 1), np.float32), continuum)[:, :areas]
+
+        scan = (ScanContinuum(self.axis, fit) if CONTINUUM_INPUT in self.inputs and self.axis
                 else None)  # the stream's continuum, as the edge sums it (proto.continuum)
-        none = [(slice(None), np.zeros((2, self.manifest.grid.channels), np.float32))]
         for i in range(0, len(counts), batch):
             t = np.maximum(live[i:i + batch], 1e-12)
             x = counts_per_live_second(counts[i:i + batch], t, rebin)
             t = t.astype(np.float32).reshape(-1, 1)
             inside = self.in_domain(x, t.reshape(-1)).astype(np.float32).reshape(-1, 1)
-            for rows, continuum in scan.parts(x, t) if scan else none:
-                feed = {"spectra": x[rows], "live_time_s": t[rows],
-                        "in_domain": inside[rows] * gate, CONTINUUM_INPUT: continuum}
-                y = self.sess.run([self.manifest.output_name],
-                                  {k: feed[k] for k in self.inputs})[0]
+            for rows, continuum, choice in (scan.parts(x, t) if scan
+                                            else [(slice(None), None, None)]):
+                y = served(partial(run, x[rows], t[rows], inside[rows] * gate), continuum,
+                           choice)
                 out.append(y[:, cols])
         return np.concatenate(out) if out else np.zeros((0, len(cols)), np.float32)
 

@@ -4,12 +4,13 @@ scene's continuum where the graph takes one (proto.continuum)."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import onnxruntime as ort
 
-from proto.continuum import CONTINUUM_INPUT, ScanContinuum
+from proto.continuum import CONTINUUM_INPUT, ScanContinuum, served
 from proto.domain import Domain, Subspace, within_dwell
 from proto.energy import EnergyGrid
 from proto.energy_axis import AxisCheck
@@ -39,34 +40,50 @@ class Served:
         rates = np.ascontiguousarray(rates, np.float32)
         live = np.asarray(live, np.float32).reshape(-1, 1)
         if in_domain is None:
-            in_domain = within_dwell(self.domain, live)
-            if self.subspace is not None:
-                in_domain &= ~self.subspace.outside(rates, live)
+            in_domain = self.inside(rates, live)
         if continuum is None:
             continuum = np.zeros((2, rates.shape[1]), np.float32)
         feed = {"spectra": rates, LIVE: live, GATE: in_domain.astype(np.float32).reshape(-1, 1),
                 CONTINUUM_INPUT: continuum}
         return self.session.run(None, {k: feed[k] for k in self.inputs})[0], in_domain
 
+    def inside(self, rates: np.ndarray, live: np.ndarray) -> np.ndarray:
+        """(N,) the edge's in-domain mark: inside the subspace, within the trained dwells."""
+        live = np.asarray(live, np.float32).reshape(-1, 1)
+        mark = within_dwell(self.domain, live)
+        if self.subspace is not None:
+            mark &= ~self.subspace.outside(np.ascontiguousarray(rates, np.float32), live)
+        return mark
+
+    def outputs(self, rates: np.ndarray, live: np.ndarray, in_domain: np.ndarray,
+                continuum: np.ndarray | None) -> np.ndarray:
+        return self(rates, live, in_domain, continuum)[0]
+
 
 def evaluate(run_served: Served, path: Path, names: tuple[str, ...], grid: EnergyGrid,
              chunk: int = 8192) -> dict:
-    """Held-out metrics on a scene's ground truth: the bundle as served, and the fast fit alone
-    (the same graph with the residual gated off), per element; share served the residual."""
+    """Held-out metrics on a scene's ground truth: the bundle as served (in scan order, with
+    the scene's continuum as the edge sums it), and the fast fit alone with each pixel's SNIP
+    (PyMca's), per element; share served the residual."""
     from training.residual import element_table
 
     scan = ScanRates(path, grid)
     truth = scan.truth(names)
     got, alone, inside = [], [], []
-    scene = ScanContinuum(run_served.check) if run_served.check is not None else None
+    g = len(names)
+
+    def fit(rates: np.ndarray, live: np.ndarray, continuum: np.ndarray | None) -> np.ndarray:
+        return run_served.outputs(rates, live, np.zeros(len(rates), bool), continuum)[:, :g]
+
+    scene = ScanContinuum(run_served.check, fit) if run_served.check is not None else None
     for i in range(0, len(scan), chunk):
         x, live = scan[i:i + chunk], scan.live[i:i + chunk]
-        parts = scene.parts(x, live) if scene else [(slice(None), None)]
-        for rows, cont in parts:  # as the edge feeds it, in scan order
-            y, mark = run_served(x[rows], live[rows], continuum=cont)
-            got.append(y[:, :len(names)])
-            alone.append(run_served(x[rows], live[rows], np.zeros(len(mark), bool),
-                                    cont)[0][:, :len(names)])
+        parts = scene.parts(x, live) if scene else [(slice(None), None, None)]
+        for rows, cont, choice in parts:  # as the edge feeds it, in scan order
+            mark = run_served.inside(x[rows], live[rows])
+            got.append(served(partial(run_served.outputs, x[rows], live[rows], mark), cont,
+                              choice)[:, :g])
+            alone.append(fit(x[rows], live[rows], None))  # each pixel's SNIP: PyMca's
             inside.append(mark)
     got, alone = np.concatenate(got), np.concatenate(alone)
     return {"scene": path.name, "spectra": len(scan),

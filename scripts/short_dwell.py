@@ -6,12 +6,13 @@ The one real M6 spectrum (28 s live) is thinned binomially to each dwell: each d
 pixel of that dwell would have counted on the same spot. The draws are streamed as one scan
 is (edge.inference.Engine, on the axis its energy-axis check decides): the first pixels, until
 the scan's sum holds enough counts, with each pixel's own SNIP background, then with the
-scan's continuum (proto.continuum). Per element, beside the 28 s spectrum's own value: the
-mean served area of `--draws` pixels with each pixel's SNIP (as before the continuum) and of
-`--draws` pixels with the continuum; for the latter the mean reported sigma and the draws'
-spread; the share the live mask calls detected (area above 3 sigma) with the continuum and,
-in "(SNIP)", without it; and whether the 28 s value itself is above 3 sigma at that dwell
-("should").
+scan's continuum where the scan finds SNIP biased (per element, proto.continuum). Per
+element, beside the 28 s spectrum's own value: the mean served area of `--draws` pixels with
+each pixel's SNIP (as before the continuum) and of `--draws` pixels served once the
+continuum is ready ("served"); for the latter the mean reported sigma and the draws'
+spread; the share the live mask calls detected (area above 3 sigma) as served and, in
+"(SNIP)", with each pixel's SNIP; and whether the 28 s value itself is above 3 sigma at
+that dwell ("should").
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         areas, sigma = out[:, :g], out[:, g:2 * g]
         print(f"\n{ms:g} ms ({thin.sum(axis=1).mean():,.0f} counts a pixel, {a.draws} pixels "
               f"each; the continuum from pixel {state.pixels[0] - state.pixels[1] + 1:,})"
-              f"\n{'':3} {'28 s c/s':>9} {'SNIP':>9} {'contin.':>9} {'sigma':>8} {'spread':>8} "
+              f"\n{'':3} {'28 s c/s':>9} {'SNIP':>9} {'served':>9} {'sigma':>8} {'spread':>8} "
               f"{'>3 sigma':>8} {'(SNIP)':>8} {'should':>6}")
         for j, el in enumerate(names[:g]):
             should = whole[j] > 3 * sigma[:, j].mean()

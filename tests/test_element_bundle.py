@@ -195,7 +195,7 @@ def test_train_command_takes_the_seed_and_epochs(tiny_data, tmp_path, monkeypatc
 
 def test_no_residual_kept_means_the_fast_fit_alone():
     """When held-out data show the residual helps nowhere, the graph has no residual and no
-    in_domain input (the scan's continuum, proto.continuum, then serves on every pixel): a
+    in_domain input (the scan's continuum, proto.continuum, then serves wherever chosen): a
     fit already equal to the targets leaves nothing to learn."""
     from proto.energy import EnergyGrid
 
@@ -332,7 +332,7 @@ def test_short_dwell_script_serves_thinned_pixels(bundle, tmp_path, capsys):
     assert [r[0] for r in rows] == list(ELEMENTS)
     ca = rows[0]  # Ca: 16,112 c/s at 28 s, far above 3 sigma at 100 ms: detected everywhere
     assert float(ca[1]) > 10_000 and ca[6] == ca[7] == "100%" and ca[8] == "yes"
-    for el in ("Au", "Pb"):  # SNIP several-fold high, the scan's continuum near the 28 s value
+    for el in ("Au", "Pb"):  # SNIP several-fold high; served with the continuum: near 28 s
         whole, snip, cont = (float(v) for v in rows[ELEMENTS.index(el)][1:4])
         assert snip > 3 * whole and abs(cont - whole) < (snip - whole) / 3, (el, rows)
 
