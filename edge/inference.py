@@ -18,7 +18,7 @@ from edge.models import ModelSession
 from proto.bundle import CONTINUUM_INPUT, IN_DOMAIN_INPUT, KINDS, BundleError
 from proto.continuum import ScanContinuum, served
 from proto.domain import Subspace, within_dwell
-from proto.elements import ELEMENTS
+from proto.elements import ELEMENTS, map_outputs
 from proto.energy import EnergyGrid, Rebinner
 
 log = logging.getLogger("edge.inference")
@@ -144,9 +144,9 @@ class Engine:
         out = {}
         for kind, c in self.continua.items():
             names = self.sessions[kind].manifest.outputs
+            maps = map_outputs(names)
             chosen = [] if c.choice is None else [
-                n for n, on in zip(names, np.resize(c.choice, len(names)), strict=True)
-                if on and not n.endswith("_sigma")]
+                n for n, on in zip(maps, np.resize(c.choice, len(maps)), strict=True) if on]
             out[kind] = {**c.status(), "continuum_for": chosen}
         return out
 
@@ -211,7 +211,7 @@ class Engine:
 def _fit_alone(session: ModelSession):
     """The bundle's fit without its residual (in_domain 0), its areas: what the scan's
     continuum compares the two backgrounds on (proto.continuum.FitFn)."""
-    areas = len([o for o in session.manifest.outputs if not o.endswith("_sigma")])
+    areas = len(map_outputs(session.manifest.outputs))
 
     def fit(rates: np.ndarray, live: np.ndarray, continuum: np.ndarray | None) -> np.ndarray:
         return session.run(rates, live, np.zeros(len(rates), bool), continuum)[:, :areas]

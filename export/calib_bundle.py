@@ -35,6 +35,7 @@ from export.graph import check_contract, finalize, stamp
 from proto.bundle import CONTINUUM_INPUT, Bundle, Manifest, load_bundle, write_bundle
 from proto.continuum import ScanContinuum, served
 from proto.domain import Subspace, fit_subspace
+from proto.elements import map_outputs
 from proto.energy import EnergyGrid, Rebinner, counts_per_live_second
 from proto.energy_axis import AxisVerdict, decide_in_order, load_check
 from training.jsonutil import jsonable
@@ -217,7 +218,7 @@ class Served:
             return self.sess.run([self.manifest.output_name],
                                  {k: feed[k] for k in self.inputs})[0]
 
-        areas = len([o for o in self.manifest.outputs if not o.endswith("_sigma")])
+        areas = len(map_outputs(self.manifest.outputs))
 
         def fit(x: np.ndarray, t: np.ndarray, continuum: np.ndarray | None) -> np.ndarray:
             return run(x, t, np.zeros((len(x), 1), np.float32), continuum)[:, :areas]

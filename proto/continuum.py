@@ -2,7 +2,7 @@
 
 PyMca's fast fit strips each pixel's background with SNIP, a running minimum. Under counting
 noise a minimum sits low, so at short dwell every trace line stands on a background that is
-too low: the real M6 spectrum thinned to 100 ms pixels gives Au 579 c/s where its 28 s
+too low: the real M6 spectrum thinned to 100 ms pixels gives Au 593 c/s where its 28 s
 spectrum gives 94.6 (scripts/short_dwell.py). PyMca's own answer for a map is its sum
 spectrum; here the scan's sum, which soon holds more counts than that 28 s spectrum, is
 stripped once with the bundle's own SNIP (its `axis.onnx`, proto.energy_axis), and each pixel

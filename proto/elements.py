@@ -21,3 +21,10 @@ MAP_DEFINITION = (
     "(K for Z <= 33, L above), all lines of the group summed, after absorption "
     "in the paint and detector efficiency; no continuum, scatter or escape"
 )
+
+SIGMA_SUFFIX = "_sigma"  # an element map's 1-sigma column beside it (proto/BUNDLE.md)
+
+
+def map_outputs(outputs: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """A bundle's element maps, in order, without their `_sigma` columns."""
+    return tuple(o for o in outputs if not o.endswith(SIGMA_SUFFIX))

@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from edge.inference import Engine  # noqa: E402
 from edge.models import ModelSession  # noqa: E402
 from proto.dataset import open_dataset  # noqa: E402
-from proto.elements import ELEMENTS  # noqa: E402
+from proto.elements import ELEMENTS, map_outputs  # noqa: E402
 from proto.energy import Rebinner, counts_per_live_second  # noqa: E402
 from training import artifacts, train  # noqa: E402
 from training.catalogue import EL_TRAIN, scene_path  # noqa: E402
@@ -48,7 +48,7 @@ def bundle_maps(folder: Path, path: Path, rows: int = 8) -> tuple[np.ndarray, np
     """(served (N, G), fast fit alone with each pixel's SNIP (N, G), share in domain) over the
     whole scene (served: with the scan's continuum where the residual is not, as the edge)."""
     session = ModelSession(folder, threads=2)
-    g = len([o for o in session.manifest.outputs if not o.endswith("_sigma")])
+    g = len(map_outputs(session.manifest.outputs))
     with open_dataset(path) as ds:
         engine = Engine({"elements": session}, ds.grid, 4096)
         rebin = Rebinner(ds.grid, session.manifest.grid)

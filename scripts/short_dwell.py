@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.inference import Engine, ModelSession  # noqa: E402
+from proto.elements import map_outputs  # noqa: E402
 from proto.energy_axis import decide_in_order  # noqa: E402
 from training.readers import read  # noqa: E402
 
@@ -52,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     engine = Engine({"elements": session}, scan.grid if verdict is None else verdict.served,
                     512)
     names = session.manifest.outputs
-    g = len([n for n in names if not n.endswith("_sigma")])
+    g = len(map_outputs(names))
     whole = engine.run(counts, np.array([live], np.float32))["elements"][0, :g]
     rng = np.random.default_rng(0)
     for ms in a.dwell_ms:
