@@ -48,9 +48,14 @@ import onnx  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
 
 from export.fastfit import FastFitModel, configured_fit, pymca_fast_fit  # noqa: E402
-from export.fastfit_graph import _Graph, _snip, axis_graph, build_graph, session  # noqa: E402
+from export.fastfit_graph import (  # noqa: E402
+    _Graph,
+    _snip,
+    background_check,
+    build_graph,
+    session,
+)
 from proto.continuum import continuum_rows  # noqa: E402
-from proto.energy_axis import AxisCheck  # noqa: E402
 from tests.edge_support import make_bundles  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
@@ -157,8 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         m = fitted.model
         # with the scan's continuum (proto.continuum: the pool's sum, stripped once) the
         # graph's If skips SNIP: what a scan serves once its sum holds 1e6 counts
-        check = AxisCheck(session(axis_graph(m)).run, bench_edge.STREAM, (1.0, 2.0), m.first)
-        rows = continuum_rows(check, pool.sum(axis=0))
+        rows = continuum_rows(background_check(m, bench_edge.STREAM), pool.sum(axis=0))
         cont_sess = session(build_graph(m, continuum=True), threads=1)
         cont_rate = cpu_rate(lambda: in_batches(cont_sess, x, continuum=rows), len(x))
         snip_sess = session(snip_graph(m), threads=1)

@@ -34,12 +34,11 @@ from onnx import TensorProto, helper, numpy_helper
 from export import domain, graph, parity
 from export.element_served import GATE, Served, evaluate
 from export.fastfit import FastFitModel, build_model, configured_fit, reference_fit
-from export.fastfit_graph import axis_graph, build_graph, run, session, with_axis_check
+from export.fastfit_graph import background_check, build_graph, run, session, with_axis_check
 from proto.bundle import Bundle, write_bundle
 from proto.domain import Domain
 from proto.elements import MAP_UNITS
 from proto.energy import EnergyGrid
-from proto.energy_axis import AxisCheck
 from proto.instrument import InstrumentDescription
 from proto.instrument import load as load_description
 from training import artifacts
@@ -306,9 +305,8 @@ def export_elements(net: ResidualNet, info: dict, folder: str | Path, data: str 
         fields.update(stated)
         # the subspace entry is completed by write_bundle; the dwell is what the gate needs
         stated_domain = {k: v for k, v in stated.get("domain", {}).items() if k != "subspace"}
-        check = AxisCheck(session(axis_graph(fit.model)).run, fit.grid, (1.0, 2.0),
-                          fit.model.first)  # its background only (the scan continuum's)
-        serve = Served(onnx_bytes, subspace, Domain.from_dict(stated_domain), check=check)
+        serve = Served(onnx_bytes, subspace, Domain.from_dict(stated_domain),
+                       check=background_check(fit.model, fit.grid))
         tests = [next(p for p in scene_candidates(data, name) if p.exists())
                  for name in test_scenes(info)
                  if any(p.exists() for p in scene_candidates(data, name))]

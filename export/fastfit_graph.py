@@ -47,7 +47,7 @@ from export.fastfit import FastFitModel
 from proto.bundle import sha256_bytes
 from proto.continuum import CONTINUUM_INPUT
 from proto.energy import EnergyGrid
-from proto.energy_axis import AXIS_FILE, AXIS_KEY
+from proto.energy_axis import AXIS_FILE, AXIS_KEY, AxisCheck
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -305,6 +305,12 @@ def axis_graph(model: FastFitModel) -> onnx.ModelProto:
                                "maxrf.window": f"{model.first},{model.first + model.window}"})
     onnx.checker.check_model(m)
     return m
+
+
+def background_check(model: FastFitModel, grid: EnergyGrid) -> AxisCheck:
+    """The model's axis graph in ONNX Runtime, for its background only (what the scan's
+    continuum strips a sum with, proto.continuum): its anchors are never searched."""
+    return AxisCheck(session(axis_graph(model)).run, grid, (1.0, 2.0), model.first)
 
 
 def with_axis_check(fields: dict, model: FastFitModel, grid: EnergyGrid

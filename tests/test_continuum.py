@@ -17,7 +17,7 @@ from edge.models import ModelSession
 from export.calib_bundle import write_element_bundle
 from export.element_bundle import CompiledFit
 from export.fastfit import reference_fit
-from export.fastfit_graph import axis_graph, build_graph, session
+from export.fastfit_graph import background_check, build_graph, session
 from proto.continuum import EVERY, ScanContinuum, choose, continuum_rows, served
 from proto.energy import Rebinner
 from proto.energy_axis import AxisCheck
@@ -52,7 +52,7 @@ def _thinned(n: int, seed: int = 0) -> np.ndarray:
 
 
 def _check(fit: CompiledFit) -> AxisCheck:
-    return AxisCheck(session(axis_graph(fit.model)).run, fit.grid, (1.0, 2.0), fit.model.first)
+    return background_check(fit.model, fit.grid)
 
 
 def _on_grid(counts: np.ndarray) -> np.ndarray:
