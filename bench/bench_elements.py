@@ -15,7 +15,8 @@ and trust bundles are models/'s when it has them, else stand-in MLPs of the defa
    time, every model, domain checks) on 4096 distinct spectra of the same kind, 256 and 16
    per call, spectra per CPU second (a mean over passes); the element bundle alone, with each
    pixel's SNIP and with the scan's continuum (proto.continuum: no SNIP), and its SNIP
-   background alone (the graph's clip passes), 256 per call;
+   background alone (the graph's clip passes), 256 per call; and the elements the scan's
+   continuum served in the Engine's run (a mixed choice runs the element graph twice);
 3. PyMca's FastXRFLinearFit on the same spectra, the whole batch in one call (its fastest
    use; its configuration done once, not timed), and its own C SNIP alone, spectra per CPU s;
 4. the ratios, and the arithmetic of the SNIP ceiling from the measured figures. End to end /
@@ -94,14 +95,18 @@ def models_folder(tmp: Path, models: Path) -> tuple[Path, dict]:
     return out, summary
 
 
-def engine_rate(folder: Path, spectra: np.ndarray, live: np.ndarray, batch: int) -> float:
-    """The daemon's inference alone (edge.inference.Engine.run_checked), per CPU second."""
+def engine_rate(folder: Path, spectra: np.ndarray, live: np.ndarray, batch: int
+                ) -> tuple[float, list[str]]:
+    """The daemon's inference alone (edge.inference.Engine.run_checked), per CPU second, and
+    the elements the scan's continuum served at the end (proto.continuum: where the choice
+    is mixed the element graph runs twice)."""
     from edge.inference import Engine, load_models
 
     sessions = load_models(folder, threads=1)
     engine = Engine(sessions, bench_edge.STREAM, batch)
     chunks = [(spectra[i:i + batch], live[i:i + batch]) for i in range(0, len(spectra), batch)]
-    return cpu_rate(lambda: [engine.run_checked(c, t) for c, t in chunks], len(spectra))
+    rate = cpu_rate(lambda: [engine.run_checked(c, t) for c, t in chunks], len(spectra))
+    return rate, engine.backgrounds().get("elements", {}).get("continuum_for", [])
 
 
 def in_batches(sess, x: np.ndarray, batch: int = BATCH, **feed: np.ndarray) -> None:
@@ -149,8 +154,8 @@ def main(argv: list[str] | None = None) -> int:
         # (256) ran the models up to 30 % faster than the daemon can
         pool = bench_edge.spectra_pool(POOL)
         live = np.full(len(pool), 0.001, np.float32)
-        alone = engine_rate(folder, pool, live, BATCH)
-        alone16 = engine_rate(folder, pool, live, 16)
+        alone, chosen = engine_rate(folder, pool, live, BATCH)
+        alone16, _ = engine_rate(folder, pool, live, 16)
         from export.calib_data import PymcaRef
         from proto.instrument import load
 
@@ -200,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     # end to end / models alone, per CPU second, is the share of the daemon's CPU spent in its
     # models; the daemon counts it in the same run (status cpu_ms), free of what the shared
     # box does between two separate runs (across runs it read 0.65 to 0.93 on this box)
+    both = 1 / (1 / fit_rate + 1 / cont_rate)  # one pass with each background
+    print(f"the scan's continuum served {', '.join(chosen) or 'no element'} in the models-alone "
+          f"run; where the choice is mixed the element graph runs once with each background: "
+          f"{both:,.0f} spectra per CPU s by the fit-alone rows above")
     print(f"ratios: end to end / models alone, in the same run (the daemon's CPU in its "
           f"models, of all its CPU): {e2e['models_share']:.2f}, with 1 ORT thread a model "
           f"{e2e1['models_share']:.2f} (target >= {TARGET_SHARE}); across separate runs "
