@@ -149,18 +149,22 @@ def fastfit_models(tmp_path_factory) -> Path:
     return folder
 
 
+def _at_28_s(session_: ModelSession) -> np.ndarray:
+    """The bundle's outputs on the whole 28 s spectrum, one pixel through the Engine."""
+    counts, live, grid = _real()
+    engine = Engine({"elements": session_}, grid, 64)
+    return engine.run(counts[None], np.array([live], np.float32))["elements"][0]
+
+
 def test_real_m6_at_100_ms_reads_its_28_s_values_with_the_scan_continuum(fastfit_models):
     """Streamed through the Engine as a scan: 200 pixels of 100 ms before the sum holds 1e6
     counts (per-pixel SNIP), then 400 with the scan's continuum. With SNIP, Au, Hg and Pb read
     3-6x their 28 s values (over 2 pixel sigmas high); with the continuum every element is
     within half a pixel's sigma of its 28 s value (the refit's clip at zero leaves a small
     excess where a value is near zero), and the status says which background served."""
-    counts, live, grid = _real()
     session_ = ModelSession(fastfit_models, threads=1)
-    names = session_.manifest.outputs
-    engine = Engine({"elements": session_}, grid, 64)
-    whole = engine.run(counts[None], np.array([live], np.float32))["elements"][0]
-    engine = Engine({"elements": session_}, grid, 64)  # a new scan
+    names, whole = session_.manifest.outputs, _at_28_s(session_)
+    engine = Engine({"elements": session_}, _real()[2], 64)
     snip = engine.run(_thinned(200, seed=2), np.full(200, DWELL_S, np.float32))["elements"]
     state = engine.continua["elements"]
     assert not state.ready and engine.backgrounds()["elements"]["background"] == \
@@ -187,11 +191,10 @@ def test_at_1_s_overlapping_lines_share_one_background(fastfit_models):
     for every element: the refit couples overlapping areas, so a fit mixing backgrounds
     parameter by parameter reads Pb low (tried: 103 against 188 on the default bundle). Every
     element within a pixel's sigma of its 28 s value."""
-    counts, live, grid = _real()
+    grid = _real()[2]
     session_ = ModelSession(fastfit_models, threads=1)
     names, g = session_.manifest.outputs, len(map_outputs(session_.manifest.outputs))
-    whole = Engine({"elements": session_}, grid, 64).run(
-        counts[None], np.array([live], np.float32))["elements"][0]
+    whole = _at_28_s(session_)
     engine = Engine({"elements": session_}, grid, 64)
     engine.run(_thinned(240, seed=5, dwell_s=1.0), np.ones(240, np.float32))  # 9.4e6 counts
     state = engine.continua["elements"]
