@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         fit_rate = cpu_rate(lambda: in_batches(fit_sess, x), len(x))
         m = fitted.model
         # with the scan's continuum (proto.continuum: the pool's sum, stripped once) the
-        # graph's If skips SNIP: what a scan serves once its sum holds 1e6 counts
+        # graph's If skips SNIP: what a scan serves once its sum holds 100 pixels
         rows = continuum_rows(background_check(m, bench_edge.STREAM), pool.sum(axis=0))
         cont_sess = session(build_graph(m, continuum=True), threads=1)
         cont_rate = cpu_rate(lambda: in_batches(cont_sess, x, continuum=rows), len(x))
@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> int:
           f"and recording; {TARGET_E2E:,} spectra/s would need "
           f"{TARGET_E2E / snip_rate:.0f} cores for SNIP alone "
           f"({'met' if e2e['rate'] >= TARGET_E2E else 'NOT met'}: {e2e['rate']:,.0f}/s). "
-          f"Once a scan's continuum serves (its sum at 1e6 counts: ~330 of these pixels) SNIP "
+          f"Once a scan's continuum serves (from its 101st pixel, proto.continuum) SNIP "
           f"is skipped and the fit runs at {cont_rate:,.0f}/s a core: 80,000/s needs "
           f"{TARGET_E2E / cont_rate:.0f} cores for the fit alone")
     # the fit is PyMca's own algorithm: its SNIP is the same passes, so 20x PyMca's fast fit
