@@ -38,6 +38,7 @@ from export.calibrate import calibrate
 from export.element_bundle import FitOnGrid
 from export.fastfit import build_model, configured_fit, family, pymca_fast_fit
 from proto.bundle import BundleError, read_manifest
+from proto.continuum import READY_PIXELS
 from proto.elements import LINE_GROUP
 from proto.energy import EnergyGrid
 from training.labels import CONFIG_DIR, INSTRUMENTS_DIR, load_config
@@ -100,8 +101,11 @@ def m6_section(real: Path, models: Path) -> tuple[str, dict]:
     rows = {"PyMca fast fit (whole batch)": _outputs(model, names, areas) / RESAMPLE_S,
             ev.FAST: fit(short / RESAMPLE_S, lt)[0],
             ev.ROI: roi_sums(rates_from_counts(short, lt, grid), outputs) * gain}
-    if bundle is not None:
-        rows[ev.RESIDUAL] = bundle(short, lt, grid, outputs)
+    if bundle is not None:  # streamed as a scan: its continuum serves from READY_PIXELS on
+        out, n = bundle(short, lt, grid, outputs), READY_PIXELS
+        rows[f"{ev.RESIDUAL}, pixels 1-{n} (each pixel's SNIP)"] = out[:n]
+        rows[f"{ev.RESIDUAL}, pixels {n + 1}-{RESAMPLES} (the scan's continuum where chosen)"] \
+            = out[n:]
         n_in = int(bundle.inside(np.vstack([y[None], short]), np.append(live, lt), grid).sum())
         bundle_note += (f" Its residual is served only inside its training domain (simulated "
                         f"M6 spectra): here on {n_in} of the {1 + RESAMPLES} spectra, so "

@@ -331,10 +331,12 @@ def test_short_dwell_script_serves_thinned_pixels(bundle, tmp_path, capsys):
     rows = [line.split() for line in out.splitlines() if line[:3].strip() in ELEMENTS]
     assert [r[0] for r in rows] == list(ELEMENTS)
     ca = rows[0]  # Ca: 16,112 c/s at 28 s, far above 3 sigma at 100 ms: detected everywhere
-    assert float(ca[1]) > 10_000 and ca[6] == ca[7] == "100%" and ca[8] == "yes"
+    assert float(ca[1]) > 10_000 and ca[7] == ca[8] == "100%" and ca[9] == "yes"
     for el in ("Au", "Pb"):  # SNIP several-fold high; served with the continuum: near 28 s
-        whole, snip, cont = (float(v) for v in rows[ELEMENTS.index(el)][1:4])
+        whole, snip, cont, sigma = (float(v) for v in rows[ELEMENTS.index(el)][1:5])
+        off = float(rows[ELEMENTS.index(el)][6])  # (served - 28 s) / sigma
         assert snip > 3 * whole and abs(cont - whole) < (snip - whole) / 3, (el, rows)
+        assert abs(off - (cont - whole) / sigma) < 0.01 and abs(off) < 1, (el, rows)
 
 
 def test_the_fit_runs_a_large_set_in_batches():
