@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         state = scan.continua["elements"]
         state.ready_pixels = a.ready_pixels
         while not state.ready and state.counts < 1e9:  # until the sum is stripped
-            scan.run(pixels(16), dwell[:16])
+            scan.run(pixels(16), np.full(16, ms / 1e3, np.float32))
         thin = pixels(a.draws)
         out = scan.run(thin, dwell)["elements"]
         areas, sigma = out[:, :g], out[:, g:2 * g]
