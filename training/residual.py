@@ -66,6 +66,9 @@ class ResidualConfig:
     # painting-elements, 1e-5 in 4, 8 tie)
     wd: float = 1.0
     ridge: float = 1e-2  # linear branch, relative to the mean diagonal of X'X
+    # None: the linear branch keeps its closed form; a decay: it starts there and trains with
+    # the MLP (as linear+mlp's). Off: see README "Where the models stand" for what 0 does
+    linear_wd: float | None = None
     seed: int = 0
     threads: int = 2
     keep_gain: float = 0.01  # keep an element's residual if it lowers held-out RMSE by >= 1 %
@@ -141,7 +144,11 @@ class ResidualNet(nn.Module):
 
     def forward(self, rates: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
                 ) -> torch.Tensor:
-        x_lin, f, fas = self.inputs(self.binned(rates), areas, sigma)
+        return self.from_binned(self.binned(rates), areas, sigma)
+
+    def from_binned(self, binned: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
+                    ) -> torch.Tensor:
+        x_lin, f, fas = self.inputs(binned, areas, sigma)
         lin = self.linear(x_lin)
         res = (lin + self.body(f)) * self.keep + (lin + self.body_fit(fas)) * self.keep_fit
         return res * self.out_scale
@@ -256,7 +263,11 @@ def _train_heads(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualCo
     t = [torch.from_numpy(x) for x in (p.binned, p.areas, p.sigma)]
     goal = torch.from_numpy(((p.targets - p.areas) / net.out_scale.numpy()).astype(np.float32))
     params = [*net.body.parameters(), *(net.body_fit.parameters() if cfg.fit_head else [])]
-    opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.wd)
+    groups: list[dict] = [{"params": params}]
+    if cfg.linear_wd is not None:
+        net.linear.requires_grad_(True)
+        groups.append({"params": list(net.linear.parameters()), "weight_decay": cfg.linear_wd})
+    opt = torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.wd)
     steps = cfg.epochs * -(-len(idx) // cfg.batch)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(steps, 1),
                                                 pct_start=0.1)
@@ -268,8 +279,7 @@ def _train_heads(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualCo
         for i in range(0, len(idx), cfg.batch):
             j = perm[i:i + cfg.batch]
             x_lin, f, fas = net.inputs(t[0][j], t[1][j], t[2][j])
-            with torch.no_grad():
-                left = goal[j] - net.linear(x_lin)
+            left = goal[j] - net.linear(x_lin)  # a gradient only with cfg.linear_wd
             loss = ((net.body(f) - left) ** 2).mean()
             if cfg.fit_head:
                 loss = loss + ((net.body_fit(fas) - left) ** 2).mean()
@@ -320,7 +330,7 @@ def train_prepared(p: Prepared, layout: tuple[int, int, int], *,
 
     def snapshot(epoch: int) -> None:  # `net` read at call time: the refit's too
         snaps.append({k: {n: v.clone() for n, v in getattr(net, k).state_dict().items()}
-                      for k in ("body", "body_fit")})
+                      for k in ("linear", "body", "body_fit")})
 
     def record(epoch: int) -> None:
         per_epoch.append(_heads(net, p, ho))
@@ -354,12 +364,24 @@ def train_prepared(p: Prepared, layout: tuple[int, int, int], *,
         net = _setup_net(p, np.arange(len(p.live)), layout, cfg)
         snaps.clear()
         _train_heads(net, p, np.arange(len(p.live)), cfg, snapshot, progress)
+    net.linear.load_state_dict(snaps[best[0]]["linear"])  # moved only with cfg.linear_wd
+    net.linear.requires_grad_(False)
     net.body.load_state_dict(snaps[best[0]]["body"])
     net.body_fit.load_state_dict(snaps[best[1]]["body_fit"])
     with torch.no_grad():
         net.keep.copy_(torch.from_numpy((choice == 1).astype(np.float32)))
         net.keep_fit.copy_(torch.from_numpy((choice == 2).astype(np.float32)))
     return net.eval(), metrics
+
+
+@torch.no_grad()
+def residual_of(net: ResidualNet, p: Prepared, batch: int = 8192) -> np.ndarray:
+    """(N, G) the residual the net adds to `p`'s fast-fit areas, counts/s (every pixel)."""
+    net.eval()
+    return np.concatenate([
+        net.from_binned(*(torch.from_numpy(x[i:i + batch]) for x in (p.binned, p.areas,
+                                                                     p.sigma))).numpy()
+        for i in range(0, len(p.live), batch)]) if len(p.live) else np.zeros_like(p.areas)
 
 
 @torch.no_grad()
