@@ -73,11 +73,17 @@ def variant(text: str, base: ResidualConfig) -> ResidualConfig:
             like = "true or false" if isinstance(default, bool) else f"a number like {default!r}"
             raise ValueError(f"variant {text!r}: {key} takes {like} (or none), "
                              f"not {value!r}") from None
-        return dataclasses.replace(base, **changes)
+    return dataclasses.replace(base, **changes)
 
 
 def recipes(texts: list[str], base: ResidualConfig) -> dict[str, ResidualConfig]:
     return {DEFAULT: base, **{t: variant(t, base) for t in texts}}
+
+
+def shared_layout(fit: CompiledFit, cfgs: dict[str, ResidualConfig]) -> tuple[int, int, int]:
+    """The features every recipe reads (a variant cannot change them: `variant`)."""
+    base = cfgs[DEFAULT]
+    return feature_layout(fit.grid, base.feature_kev, base.feature_bin_kev)
 
 
 def compare_recipes(fit: CompiledFit, scene: Path, cfgs: dict[str, ResidualConfig],
@@ -91,8 +97,7 @@ def compare_recipes(fit: CompiledFit, scene: Path, cfgs: dict[str, ResidualConfi
     if len(masks) < 2:
         raise ValueError(f"{scene.name} states {len(masks)} painting(s); holding one out "
                          "needs two or more")
-    first = next(iter(cfgs.values()))
-    layout = feature_layout(fit.grid, first.feature_kev, first.feature_bin_kev)
+    layout = shared_layout(fit, cfgs)
     truth = scan.truth(fit.outputs)
     p = prepare(fit, scan, scan.live, truth, layout)
     out(f"{scene.name}: {len(scan)} spectra, {len(masks)} paintings; fast fit "
@@ -123,8 +128,7 @@ def score_on(fit: CompiledFit, scene: Path, p: Prepared, held_out: np.ndarray, t
     """Each recipe trained on all of `p` as the bundle is, scored on `test` (module docstring);
     returns per recipe its per-element errors (element_errors), in fit.outputs order."""
     t0 = time.perf_counter()
-    first = next(iter(cfgs.values()))
-    layout = feature_layout(fit.grid, first.feature_kev, first.feature_bin_kev)
+    layout = shared_layout(fit, cfgs)
     ts = ScanRates(test, fit.grid)
     truth = ts.truth(fit.outputs)
     q = prepare(fit, ts, ts.live, truth, layout)
