@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -22,31 +21,15 @@ from proto.bundle import BundleError
 from proto.elements import ELEMENTS
 from proto.energy import Rebinner, counts_per_live_second, rebin
 from proto.energy_axis import decide_in_order
+from tests.element_support import M6, REPO, tiny_scenes
+from tests.element_support import fit_m6 as _fit
 from training import artifacts
-from training.labels import INSTRUMENTS_DIR
 from training.residual import ResidualConfig, train_residual
-
-REPO = Path(__file__).resolve().parents[1]
-M6 = INSTRUMENTS_DIR / "m6_jetstream.toml"
-TINY = ("m6_corpus", "m6_ioannis", "m6_ioannis_100ms")
-
-
-@cache
-def _fit() -> CompiledFit:
-    return CompiledFit(M6, continuum_bin_kev=3.0)  # coarse tube continuum: a quick build
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    scenes = pytest.importorskip("training.scenes")
-    out = tmp_path_factory.mktemp("tiny_m6")
-    for name in TINY:
-        made = REPO / "data" / f"{name}_tiny.h5"
-        if made.exists():
-            shutil.copy(made, out / made.name)
-        else:
-            scenes.make_scene(name, out, tiny=True, progress=False, png=False)
-    return out
+    return tiny_scenes(tmp_path_factory.mktemp("tiny_m6"))
 
 
 @pytest.fixture(scope="module")
@@ -356,66 +339,3 @@ def test_the_fit_runs_a_large_set_in_batches():
     np.testing.assert_allclose(sigma, whole[1], rtol=1e-5, atol=1e-5 * whole[1].max())
     empty = fit(rates[:0], live[:0])
     assert empty[0].shape == empty[1].shape == (0, len(fit.outputs))
-
-
-def test_residual_paintings_scores_each_painting_held_out(tiny_data):
-    """scripts/residual_paintings.py (the residual's recipe): one row per painting and element
-    it holds, a column per recipe, the least-error tally over those rows; with a test scene,
-    each recipe trained on the whole corpus and scored there; a scene of one painting is
-    refused."""
-    from scripts.residual_paintings import compare_recipes, recipes, score_on
-
-    lines: list[str] = []
-    cfgs = recipes(["wd=1e-5", "linear_wd=0,epochs=2"], ResidualConfig(epochs=1, hidden=8))
-    assert list(cfgs) == ["default", "wd=1e-5", "linear_wd=0,epochs=2"]
-    assert cfgs["linear_wd=0,epochs=2"].linear_wd == 0.0
-    assert cfgs["linear_wd=0,epochs=2"].epochs == 2 and cfgs["wd=1e-5"].wd == 1e-5
-    corpus = tiny_data / "m6_corpus_tiny.h5"
-    wins, p = compare_recipes(_fit(), corpus, cfgs, out=lines.append)
-    rows = [line.split(" | ") for line in lines if line.startswith("| corpus_")]
-    assert {r[0] for r in rows} == {"| corpus_0", "| corpus_1", "| corpus_2", "| corpus_3"}
-    assert all(len(r) == 6 and r[1] in ELEMENTS for r in rows)
-    assert len(wins) == 4 and sum(wins) == len(rows)  # each recipe's, then ties
-    assert lines[-1].startswith(f"least error: default in {wins[0]}, wd=1e-5 in {wins[1]}, "
-                                f"linear_wd=0,epochs=2 in {wins[2]}, tied in {wins[3]}, "
-                                f"of {len(rows)} (")
-    test = tiny_data / "m6_ioannis_tiny.h5"
-    held = np.zeros(len(p.live), bool)
-    held[-len(held) // 5:] = True
-    scores = score_on(_fit(), corpus, p, held, test, cfgs, out=lines.append)
-    assert list(scores) == ["fast fit", *cfgs]
-    table = [line.split(" | ") for line in lines if line.startswith(("| fast fit", "| default",
-                                                                     "| wd=", "| linear_wd"))]
-    assert len(table) == 8 and all(len(r) == 2 + len(ELEMENTS) for r in table)
-    with pytest.raises(ValueError, match=r"painting\(s\); holding one out needs two"):
-        compare_recipes(_fit(), test, cfgs, out=lines.append)
-    with pytest.raises(ValueError, match="'decay' is not a ResidualConfig field"):
-        recipes(["decay=1"], ResidualConfig())
-
-
-def test_linear_branch_trains_only_with_its_own_decay():
-    """ResidualConfig.linear_wd: None keeps the closed-form linear branch as solved; a decay
-    trains it with the MLP; residual_of on prepared pixels is the net's own forward."""
-    from training.residual import feature_layout, prepare, residual_of, train_prepared
-
-    fit = _fit()
-    rng = np.random.default_rng(3)
-    layout = feature_layout(fit.grid)
-    n = 600
-    rates = rng.poisson(50.0, (n, fit.grid.channels)).astype(np.float32)
-    truth = rng.uniform(0, 100, (n, len(fit.outputs))).astype(np.float32)
-    p = prepare(fit, rates, np.full(n, 0.01), truth, layout)
-    def linear_after(epochs: int, wd: float | None) -> tuple[torch.Tensor, object]:
-        cfg = ResidualConfig(epochs=epochs, hidden=8, linear_wd=wd, refit_all=False)
-        net, _ = train_prepared(p, layout, held_out=0.2, cfg=cfg, progress=False)
-        assert not net.linear.weight.requires_grad  # frozen again once trained
-        return net.linear.weight.detach().clone(), net
-
-    solved, _ = linear_after(1, None)
-    assert torch.equal(linear_after(2, None)[0], solved)  # training never moves it
-    trained, net = linear_after(2, 0.0)
-    assert not torch.equal(trained, solved)
-    with torch.no_grad():
-        direct = net(torch.from_numpy(rates), torch.from_numpy(p.areas),
-                     torch.from_numpy(p.sigma)).numpy()
-    np.testing.assert_allclose(residual_of(net, p), direct, rtol=1e-5, atol=1e-4)
