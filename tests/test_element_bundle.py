@@ -21,15 +21,16 @@ from proto.bundle import BundleError
 from proto.elements import ELEMENTS
 from proto.energy import Rebinner, counts_per_live_second, rebin
 from proto.energy_axis import decide_in_order
-from tests.element_support import M6, REPO, tiny_scenes
+from tests.element_support import M6, tiny_m6
 from tests.element_support import fit_m6 as _fit
+from tests.scene_support import REPO
 from training import artifacts
 from training.residual import ResidualConfig, train_residual
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    return tiny_scenes(tmp_path_factory.mktemp("tiny_m6"))
+    return tiny_m6(tmp_path_factory.mktemp("tiny_m6"))
 
 
 @pytest.fixture(scope="module")

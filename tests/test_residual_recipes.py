@@ -11,13 +11,13 @@ import torch
 
 from proto.elements import ELEMENTS
 from tests.element_support import fit_m6 as _fit
-from tests.element_support import tiny_scenes
+from tests.element_support import tiny_m6
 from training.residual import ResidualConfig
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    return tiny_scenes(tmp_path_factory.mktemp("tiny_m6"))
+    return tiny_m6(tmp_path_factory.mktemp("tiny_m6"))
 
 
 def test_residual_paintings_scores_each_painting_held_out(tiny_data):

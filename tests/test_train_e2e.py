@@ -2,30 +2,20 @@
 they reach a stated accuracy (tiny data, short training: modest but far above chance). The
 elements model (compiled fast fit + residual) has its own: tests/test_element_bundle.py."""
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.scene_support import tiny_scenes
 from training import artifacts, library, train
 from training.metrics import r2_rgb
 
 SCENES = ("m1_virgin", "m1_child")  # train default: rgb and trust (M1 scenes)
-REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
-    """The tiny scenes, from data/ when `make data` made them, else simulated here."""
-    scenes = pytest.importorskip("training.scenes")
-    out = tmp_path_factory.mktemp("tiny")
-    for name in SCENES:
-        made = REPO / "data" / f"{name}_tiny.h5"
-        if made.exists():
-            shutil.copy(made, out / made.name)
-        else:
-            scenes.make_scene(name, out, tiny=True, progress=False, png=False)
-    return out
+    return tiny_scenes(tmp_path_factory.mktemp("tiny"), SCENES)
 
 
 def test_train_default_on_tiny_scenes(tiny_data, tmp_path):
