@@ -42,7 +42,7 @@ data: setup
 	$(PY) -m training.sim.compare_real --out $(DATA)/realism.png
 
 # The models the edge serves: best RGB model, trust autoencoder, and the element model
-# (PyMca's fast fit compiled from the instrument description + a residual MLP trained on
+# (PyMca's fast fit compiled from the instrument description + residual MLPs trained on
 # the simulated scene of that instrument; issue 13).
 ELEMENTS_INSTRUMENT := training/instruments/m6_jetstream.toml
 train: setup

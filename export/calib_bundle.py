@@ -74,7 +74,7 @@ def write_element_bundle(fit: FitOnGrid, net, folder: str | Path, *, check_count
     p = parity_check.compare(got, want, eb.outputs(fit.outputs), "held-out spectra")
     if not p.ok:
         raise parity_check.ParityError(f"{p.line()}\n{p.worst()}")
-    kept = net is not None and float(net.keep.sum()) > 0
+    kept = net is not None and bool(net.serves.any())
     fields = {**fields, "kind": "elements", "grid": fit.grid.to_dict(), "output_name": OUTPUT,
               "outputs": eb.outputs(fit.outputs), "units": UNITS,
               "opset": max(op.version for op in onx.opset_import if op.domain in ("", "ai.onnx")),

@@ -15,8 +15,8 @@ refused before any work (export.calib_header). The steps, each long one with a p
 3. PyMca on the training pixels: calibration (zero, gain, noise, Fano) refined by a full fit
    of their sum spectrum, then the fast fit's labels (export.calib_data);
 4. the bundle: PyMca's fast fit compiled at that calibration (export.fastfit), checked in
-   ONNX Runtime against its float64 reference, plus the residual MLP trained on the labels
-   with early stopping on the held-out pixels (training.residual, where it is available; a
+   ONNX Runtime against its float64 reference, plus the residual MLPs trained on the labels
+   with early stopping on the held-out pixels (training.residual_ensemble, where available; a
    large map's residual learns from a random RESIDUAL_SPECTRA of them);
 5. the held-out scores, read back from the bundle on disk and run as the edge runs it, against
    PyMca run on the held-out pixels as its user would (refined on their own sum spectrum):
@@ -144,9 +144,10 @@ def _held_sets(ref: PymcaRef, parts: list[tuple[LabScan, Part]], test_detectors:
 
 def _residual(fit, train: Rows, labels: np.ndarray, held: HeldSet, fitted: Fitted,
               epochs: int | None) -> tuple[object | None, dict]:
-    """The residual MLP through training.residual (its API), or (None, why not)."""
+    """The residual MLPs through training.residual_ensemble (its API), or (None, why not)."""
     try:
-        from training.residual import ResidualConfig, train_residual
+        from training.residual import ResidualConfig
+        from training.residual_ensemble import train_ensemble
     except ImportError as exc:
         return None, {"skipped": f"training.residual not available ({exc})"}
     some = _at_most(len(train), RESIDUAL_SPECTRA)
@@ -156,7 +157,7 @@ def _residual(fit, train: Rows, labels: np.ndarray, held: HeldSet, fitted: Fitte
     targets = np.concatenate([labels[some], held.reference[some_held]])
     mask = np.arange(len(rates)) >= len(train)
     cfg = ResidualConfig(epochs=epochs or epochs_for(len(train)))
-    net, metrics = train_residual(fit, rates, rates.live_time_s, targets, held_out=mask,
+    net, metrics = train_ensemble(fit, rates, rates.live_time_s, targets, held_out=mask,
                                   outputs=fitted.model.outputs, grid=held.scan.grid, cfg=cfg,
                                   progress=False)
     return net, metrics

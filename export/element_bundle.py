@@ -1,5 +1,6 @@
 """The element bundle: PyMca's fast fit compiled from an instrument description, plus the
-learned residual (training.residual), in one ONNX graph (issue 13 item 2, proto/BUNDLE.md).
+learned residual (training.residual_ensemble: the mean of residual MLPs), in one ONNX graph
+(issue 13 item 2, proto/BUNDLE.md).
 
     python -m export.element_bundle train --instrument FILE.toml [--scene m6_corpus]
         [--data data] [--out artifacts/trained] [--name elements] [--epochs N]
@@ -45,10 +46,12 @@ from training import artifacts
 from training.catalogue import EL_TRAIN, HELD_OUT, SCENES, scene_candidates, scene_path
 from training.fitconfig import CONTINUUM_BIN_KEV
 from training.labels import make_config
-from training.residual import ResidualConfig, ResidualNet, served, train_residual
+from training.residual import ResidualConfig, ResidualNet, served
+from training.residual_ensemble import ResidualEnsemble, train_ensemble
 from training.scan_rates import ScanRates
 
 MODEL = "fastfit+residual"
+Residual = ResidualNet | ResidualEnsemble  # what the graph and `served` take
 FIT_BATCH = 4096  # spectra per ONNX Runtime call of FitOnGrid (its memory, see __call__)
 
 
@@ -118,9 +121,9 @@ class CompiledFit(FitOnGrid):
         super().__init__(build_model(self.cfg, grid.channels, fitter=self.fitter), grid, threads)
 
 
-def _residual_nodes(net: ResidualNet, areas: str, sigma: str) -> tuple[list, list, str]:
-    """Nodes computing areas + net(spectra, areas, sigma) x in_domain; returns (nodes, inits,
-    the served areas' name)."""
+def _residual_nodes(net: Residual, areas: str) -> tuple[list, list, str]:
+    """Nodes computing areas + in_domain x net's residual (the weighted sum of its parts, each
+    a training.residual.ResidualNet); returns (nodes, inits, the served areas' name)."""
     inits: list[TensorProto] = []
 
     def c(name: str, value, dtype=np.float32) -> str:
@@ -130,50 +133,50 @@ def _residual_nodes(net: ResidualNet, areas: str, sigma: str) -> tuple[list, lis
     def n(op: str, ins: list[str], out: str, **kw) -> onnx.NodeProto:
         return helper.make_node(op, ins, [f"res_{out}"], name=f"res_{out}", **kw)
 
-    p = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
-    inv_out = 1.0 / p["out_scale"]
+    first = net.parts()[0][0]  # every part reads the same window (ResidualEnsemble)
     nodes = [
-        n("Slice", ["spectra", c("start", [net.start], np.int64), c("stop", [net.stop], np.int64),
-                    c("axis", [1], np.int64)], "window"),
-        n("Reshape", ["res_window", c("shape", [-1, net.features, net.bin], np.int64)], "cube"),
+        n("Slice", ["spectra", c("start", [first.start], np.int64),
+                    c("stop", [first.stop], np.int64), c("axis", [1], np.int64)], "window"),
+        n("Reshape", ["res_window", c("shape", [-1, first.features, first.bin], np.int64)],
+          "cube"),
         n("ReduceSum", ["res_cube", c("last", [2], np.int64)], "binned", keepdims=0),
-        n("Mul", [areas, c("inv_out", inv_out)], "a"),
-        n("Mul", [sigma, c("inv_out2", inv_out)], "s"),
         n("Relu", ["res_binned"], "pos"), n("Sqrt", ["res_pos"], "root"),
-        n("Sub", ["res_root", c("mean", p["mean"])], "centred"),
-        n("Mul", ["res_centred", c("inv_scale", p["inv_scale"])], "f"),
-        n("Mul", ["res_binned", c("inv_rate", p["inv_rate_scale"])], "lin_x0"),
-        n("Concat", ["res_lin_x0", "res_a"], "lin_x", axis=1),
-        n("Gemm", ["res_lin_x", c("lin_w", p["linear.weight"]), c("lin_b", p["linear.bias"])],
-          "lin", transB=1),
-        n("Concat", ["res_f", "res_a", "res_s"], "fas", axis=1),
     ]
     terms = []
-    for body, x, keep in (("body", "res_f", "keep"), ("body_fit", "res_fas", "keep_fit")):
-        if not p[keep].any():
-            continue  # no element is served by this MLP: not in the graph
+    for i, (part, weight) in enumerate(net.parts()):
+        coef = (part.keep * weight * part.out_scale).detach().numpy()
+        if not coef.any():
+            continue  # a part that serves no element: not in the graph
+        p = {k: v.detach().numpy().astype(np.float32) for k, v in part.state_dict().items()}
+        m = f"m{i}_"
         nodes += [
-            n("Gemm", [x, c(f"{body}_w1", p[f"{body}.0.weight"]),
-                       c(f"{body}_b1", p[f"{body}.0.bias"])], f"{body}_pre", transB=1),
-            n("Relu", [f"res_{body}_pre"], f"{body}_hidden"),
-            n("Gemm", [f"res_{body}_hidden", c(f"{body}_w2", p[f"{body}.2.weight"]),
-                       c(f"{body}_b2", p[f"{body}.2.bias"])], f"{body}_out", transB=1),
-            n("Add", ["res_lin", f"res_{body}_out"], f"{body}_sum"),
-            n("Mul", [f"res_{body}_sum", c(f"{body}_keep", p[keep] * p["out_scale"])],
-              f"{body}_res"),
+            n("Mul", [areas, c(f"{m}inv_out", 1.0 / p["out_scale"])], f"{m}a"),
+            n("Sub", ["res_root", c(f"{m}mean", p["mean"])], f"{m}centred"),
+            n("Mul", [f"res_{m}centred", c(f"{m}inv_scale", p["inv_scale"])], f"{m}f"),
+            n("Mul", ["res_binned", c(f"{m}inv_rate", p["inv_rate_scale"])], f"{m}lin_x0"),
+            n("Concat", [f"res_{m}lin_x0", f"res_{m}a"], f"{m}lin_x", axis=1),
+            n("Gemm", [f"res_{m}lin_x", c(f"{m}lin_w", p["linear.weight"]),
+                       c(f"{m}lin_b", p["linear.bias"])], f"{m}lin", transB=1),
+            n("Gemm", [f"res_{m}f", c(f"{m}w1", p["body.0.weight"]),
+                       c(f"{m}b1", p["body.0.bias"])], f"{m}pre", transB=1),
+            n("Relu", [f"res_{m}pre"], f"{m}hidden"),
+            n("Gemm", [f"res_{m}hidden", c(f"{m}w2", p["body.2.weight"]),
+                       c(f"{m}b2", p["body.2.bias"])], f"{m}out", transB=1),
+            n("Add", [f"res_{m}lin", f"res_{m}out"], f"{m}sum"),
+            n("Mul", [f"res_{m}sum", c(f"{m}coef", coef)], f"{m}res"),
         ]
-        terms.append(f"res_{body}_res")
-    nodes.append(n("Sum", terms, "residual"))
+        terms.append(f"res_{m}res")
     nodes += [
+        n("Sum", terms, "residual"),
         n("Mul", ["res_residual", GATE], "gated"),
         n("Add", [areas, "res_gated"], "served"),
     ]
     return nodes, inits, "res_served"
 
 
-def element_graph(fit: CompiledFit, net: ResidualNet | None) -> onnx.ModelProto:
+def element_graph(fit: CompiledFit, net: Residual | None) -> onnx.ModelProto:
     """The bundle graph: the compiled fast fit, the residual where any element keeps one."""
-    gated = net is not None and float(net.keep.sum() + net.keep_fit.sum()) > 0
+    gated = net is not None and bool(net.serves.any())
     # the scan's continuum serves where the residual does not: it learned SNIP's areas
     m = build_graph(fit.model, quantity="counts_per_live_second",
                     continuum=bool(fit.model.snip_width), gate=GATE if gated else None)
@@ -181,7 +184,7 @@ def element_graph(fit: CompiledFit, net: ResidualNet | None) -> onnx.ModelProto:
     del g.output[:]
     areas, sigma = "areas", "sigma"
     if gated:
-        nodes, inits, areas = _residual_nodes(net, areas, sigma)
+        nodes, inits, areas = _residual_nodes(net, areas)
         g.node.extend(nodes)
         g.initializer.extend(inits)
         if GATE not in (i.name for i in g.input):  # a fit without a background to gate
@@ -206,14 +209,15 @@ def extra_inputs(onx: onnx.ModelProto) -> list[str]:
 
 def train_elements(instrument: str | Path | InstrumentDescription, scene: str | Path, *,
                    cfg: ResidualConfig | None = None, fit: CompiledFit | None = None
-                   ) -> tuple[ResidualNet, dict]:
+                   ) -> tuple[ResidualEnsemble, dict]:
     """The residual on a simulated scene's ground truth (the scene made by the simulator from
-    the same description); the last rows of each panel (ScanRates.held_out) choose the epoch
-    and the elements the residual serves, then it is trained again on every pixel."""
+    the same description): the mean of training.residual_ensemble.members(cfg), each trained
+    with the last rows of each panel (ScanRates.held_out) choosing its epoch and elements,
+    then again on every pixel."""
     fit, cfg = fit or CompiledFit(instrument), cfg or ResidualConfig()
     scan = ScanRates(scene, fit.grid)
     t0 = time.perf_counter()
-    net, metrics = train_residual(fit, scan, scan.live, scan.truth(fit.outputs),
+    net, metrics = train_ensemble(fit, scan, scan.live, scan.truth(fit.outputs),
                                   held_out=scan.held_out(), outputs=fit.outputs, grid=fit.grid,
                                   cfg=cfg)
     info = {
@@ -271,7 +275,7 @@ def fit_agreement(fit: CompiledFit, x: np.ndarray, live: np.ndarray, areas: np.n
     return out
 
 
-def export_elements(net: ResidualNet, info: dict, folder: str | Path, data: str | Path | None,
+def export_elements(net: Residual, info: dict, folder: str | Path, data: str | Path | None,
                     fit: CompiledFit | None = None) -> tuple[Bundle, parity.Parity]:
     """Rebuild the fast fit from the artifact's instrument description, merge the residual,
     prove parity against the compiled fit alone + the torch residual (and the fit against its

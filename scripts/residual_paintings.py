@@ -1,5 +1,6 @@
 """The element residual on paintings it never saw: each painting (panel) of a simulated corpus
-scored by a residual trained on the others, for the default recipe and each variant given;
+scored by a residual trained on the others, for the default recipe, each variant given and the
+ensemble the bundle serves (training.residual_ensemble: the mean of its members' residuals);
 optionally the same recipes trained on the whole corpus and scored on a held-out scene.
 
     python scripts/residual_paintings.py [--instrument training/instruments/m6_jetstream.toml]
@@ -39,15 +40,17 @@ from training.metrics import element_errors  # noqa: E402
 from training.residual import (  # noqa: E402
     Prepared,
     ResidualConfig,
+    ResidualNet,
     feature_layout,
     prepare,
     residual_of,
-    train_prepared,
+    train_with_held_out,
 )
+from training.residual_ensemble import ResidualEnsemble, combine, members  # noqa: E402
 from training.scan_rates import ScanRates  # noqa: E402
 
 M6 = ROOT / "training" / "instruments" / "m6_jetstream.toml"
-DEFAULT = "default"
+DEFAULT, ENSEMBLE = "default", "ensemble"
 
 
 def variant(text: str, base: ResidualConfig) -> ResidualConfig:
@@ -86,6 +89,24 @@ def shared_layout(fit: CompiledFit, cfgs: dict[str, ResidualConfig]) -> tuple[in
     return feature_layout(fit.grid, base.feature_kev, base.feature_bin_kev)
 
 
+def train_all(p: Prepared, layout: tuple[int, int, int], held: np.ndarray,
+              outputs: tuple[str, ...], cfgs: dict[str, ResidualConfig], refit: bool
+              ) -> dict[str, tuple[ResidualNet | ResidualEnsemble, dict]]:
+    """Each recipe, then the ensemble of the default's members (each recipe trained once)."""
+    done: dict[ResidualConfig, tuple] = {}
+
+    def trained(c: ResidualConfig) -> tuple:
+        c = dataclasses.replace(c, refit_all=refit)
+        if c not in done:
+            done[c] = train_with_held_out(p, layout, held_out=held, outputs=outputs,
+                                          progress=False, cfg=c)
+        return done[c]
+
+    runs = {name: trained(c)[:2] for name, c in cfgs.items()}
+    runs[ENSEMBLE] = combine([trained(c) for c in members(cfgs[DEFAULT])], p, held, outputs)
+    return runs
+
+
 def compare_recipes(fit: CompiledFit, scene: Path, cfgs: dict[str, ResidualConfig],
                     out=print) -> tuple[list[int], Prepared]:
     """Print the painting table (module docstring) through `out`; returns (per recipe, in how
@@ -102,13 +123,13 @@ def compare_recipes(fit: CompiledFit, scene: Path, cfgs: dict[str, ResidualConfi
     p = prepare(fit, scan, scan.live, truth, layout)
     out(f"{scene.name}: {len(scan)} spectra, {len(masks)} paintings; fast fit "
         f"{time.perf_counter() - t0:.0f} s")
-    out("| painting | element | fast fit | " + " | ".join(cfgs) + " |")
-    out("|---|---|---|" + "---|" * len(cfgs))
-    wins = [0] * (len(cfgs) + 1)  # the last: cells where two or more tie
+    names = [*cfgs, ENSEMBLE]
+    out("| painting | element | fast fit | " + " | ".join(names) + " |")
+    out("|---|---|---|" + "---|" * len(names))
+    wins = [0] * (len(names) + 1)  # the last: cells where two or more tie
     for painting, mask in masks.items():
-        runs = [train_prepared(p, layout, held_out=mask, outputs=fit.outputs, progress=False,
-                               cfg=dataclasses.replace(c, refit_all=False))[1]["held_out"]
-                for c in cfgs.values()]
+        runs = [m["held_out"] for _, m in
+                train_all(p, layout, mask, fit.outputs, cfgs, refit=False).values()]
         for j, el in enumerate(fit.outputs):
             if truth[mask, j].mean() < 1.0:
                 continue
@@ -118,7 +139,7 @@ def compare_recipes(fit: CompiledFit, scene: Path, cfgs: dict[str, ResidualConfi
             wins[int(best[0]) if len(best) == 1 else -1] += 1  # a tie as printed: no one's
             out(f"| {painting} | {el} | {runs[0]['fast_fit'][el]['rel_rmse']:.3f} | "
                 + " | ".join(f"{e:.3f}" for e in errs) + " |")
-    out("least error: " + ", ".join(f"{n} in {k}" for n, k in zip(cfgs, wins[:-1], strict=True))
+    out("least error: " + ", ".join(f"{n} in {k}" for n, k in zip(names, wins[:-1], strict=True))
         + f", tied in {wins[-1]}, of {sum(wins)} ({time.perf_counter() - t0:.0f} s)")
     return wins, p
 
@@ -134,9 +155,7 @@ def score_on(fit: CompiledFit, scene: Path, p: Prepared, held_out: np.ndarray, t
     q = prepare(fit, ts, ts.live, truth, layout)
     scores = {"fast fit": [element_errors(truth[:, j], q.areas[:, j])
                            for j in range(len(fit.outputs))]}
-    for name, c in cfgs.items():
-        net, _ = train_prepared(p, layout, held_out=held_out, outputs=fit.outputs,
-                                progress=False, cfg=c)
+    for name, (net, _) in train_all(p, layout, held_out, fit.outputs, cfgs, True).items():
         pred = q.areas + residual_of(net, q)
         scores[name] = [element_errors(truth[:, j], pred[:, j]) for j in range(len(fit.outputs))]
     out(f"trained on {scene.name}, scored on {test.name} ({len(ts)} spectra, residual on every "

@@ -35,14 +35,17 @@ def tiny_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def bundle(tiny_data, tmp_path_factory) -> Path:
-    """Trained briefly, the residual forced on for every element (so the gate is seen), half
-    by each MLP (the graph's plumbing of both), saved as an artifact and exported through it
-    as `make export` does."""
+    """Trained briefly, the residual forced on for every element (so the gate is seen): Ca to
+    Cu by the first member alone, the others by the mean of the first two (the graph's
+    plumbing of a weighted sum), saved as an artifact and exported through it as `make
+    export` does."""
     net, info = train_elements(M6, tiny_data / "m6_corpus_tiny.h5", fit=_fit(),
                                cfg=ResidualConfig(epochs=2, hidden=16))
     with torch.no_grad():
-        net.keep.copy_(torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0]))
-        net.keep_fit.copy_(1 - net.keep)
+        for member in net.members:
+            member.keep.fill_(1.0)
+        half = torch.tensor([0.0, 0, 0, 0, 0.5, 0.5, 0.5, 0.5])
+        net.weight.copy_(torch.stack([1 - half, half, torch.zeros(8)]))
     root = tmp_path_factory.mktemp("element_bundle")
     artifacts.save("elements", net, info, root / "trained")
     net, info = artifacts.load("elements", root / "trained")
@@ -58,7 +61,8 @@ def test_manifest_states_inputs_outputs_and_held_out_metrics(bundle):
     assert m["grid"] == {"offset": -0.95550444, "gain": 0.009999, "channels": 2200}
     assert m["training"]["model"] == "fastfit+residual"
     assert m["metrics"]["parity"]["ratio"] <= 1.0
-    assert set(m["metrics"]["residual_head"]) == set(ELEMENTS)
+    assert [c["config"]["epochs"] for c in m["metrics"]["members"]] == [2, 2, 15]
+    assert [c["config"]["linear_wd"] for c in m["metrics"]["members"]] == [None, 0.0, None]
     assert {"fast_fit", "fast_fit+residual"} <= set(m["metrics"]["held_out"])
     tests = m["metrics"]["test"]
     assert set(tests) == {"m6_ioannis_tiny", "m6_ioannis_100ms_tiny"}
@@ -195,7 +199,7 @@ def test_no_residual_kept_means_the_fast_fit_alone():
                                   outputs=("A", "B"), cfg=ResidualConfig(epochs=1, hidden=8),
                                   progress=False)
     assert metrics["residual_kept"] == {"A": False, "B": False}
-    assert float(net.keep.sum() + net.keep_fit.sum()) == 0.0
+    assert not net.serves.any()
     onx = element_graph(_fit(), net)
     assert [i.name for i in onx.graph.input] == ["spectra", "live_time_s", "continuum"]
 

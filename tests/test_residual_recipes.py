@@ -22,9 +22,9 @@ def tiny_data(tmp_path_factory) -> Path:
 
 def test_residual_paintings_scores_each_painting_held_out(tiny_data):
     """scripts/residual_paintings.py (the residual's recipe): one row per painting and element
-    it holds, a column per recipe, the least-error tally over those rows; with a test scene,
-    each recipe trained on the whole corpus and scored there; a scene of one painting is
-    refused."""
+    it holds, a column per recipe and one for the ensemble of the default's members, the
+    least-error tally over those rows; with a test scene, each recipe trained on the whole
+    corpus and scored there; a scene of one painting is refused."""
     from scripts.residual_paintings import compare_recipes, recipes, score_on
 
     lines: list[str] = []
@@ -36,19 +36,21 @@ def test_residual_paintings_scores_each_painting_held_out(tiny_data):
     wins, p = compare_recipes(_fit(), corpus, cfgs, out=lines.append)
     rows = [line.split(" | ") for line in lines if line.startswith("| corpus_")]
     assert {r[0] for r in rows} == {"| corpus_0", "| corpus_1", "| corpus_2", "| corpus_3"}
-    assert all(len(r) == 6 and r[1] in ELEMENTS for r in rows)
-    assert len(wins) == 4 and sum(wins) == len(rows)  # each recipe's, then ties
+    assert all(len(r) == 7 and r[1] in ELEMENTS for r in rows)
+    assert len(wins) == 5 and sum(wins) == len(rows)  # each recipe's, then ties
     assert lines[-1].startswith(f"least error: default in {wins[0]}, wd=1e-5 in {wins[1]}, "
-                                f"linear_wd=0,epochs=2 in {wins[2]}, tied in {wins[3]}, "
+                                f"linear_wd=0,epochs=2 in {wins[2]}, ensemble in {wins[3]}, "
+                                f"tied in {wins[4]}, "
                                 f"of {len(rows)} (")
     test = tiny_data / "m6_ioannis_tiny.h5"
     held = np.zeros(len(p.live), bool)
     held[-len(held) // 5:] = True
     scores = score_on(_fit(), corpus, p, held, test, cfgs, out=lines.append)
-    assert list(scores) == ["fast fit", *cfgs]
+    assert list(scores) == ["fast fit", *cfgs, "ensemble"]
     table = [line.split(" | ") for line in lines if line.startswith(("| fast fit", "| default",
-                                                                     "| wd=", "| linear_wd"))]
-    assert len(table) == 8 and all(len(r) == 2 + len(ELEMENTS) for r in table)
+                                                                     "| wd=", "| linear_wd",
+                                                                     "| ensemble"))]
+    assert len(table) == 10 and all(len(r) == 2 + len(ELEMENTS) for r in table)
     with pytest.raises(ValueError, match=r"painting\(s\); holding one out needs two"):
         compare_recipes(_fit(), test, cfgs, out=lines.append)
     with pytest.raises(ValueError, match="'decay' is not a ResidualConfig field"):

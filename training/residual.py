@@ -9,6 +9,7 @@ inside the element model's training domain as the edge decides it (proto.domain.
 the in-domain subspace test, and a live time within the training's dwells: a residual learned
 at 10 ms has nothing to say about a 100 ms pixel, whose fast fit is already 3x less noisy).
 The residual is kept only for the elements whose held-out error it lowers (`ResidualNet.keep`).
+The bundle serves the mean of several, trained with different recipes (training.residual_ensemble).
 
 API (what `make calibrate` and export.element_bundle call; training-only: the fast fit comes
 in as a function, so this module never imports export):
@@ -22,7 +23,8 @@ in as a function, so this module never imports export):
         targets: (N, G) counts/s; held_out: (N,) bool mask or the last fraction of the pixels
         (scan order: a band of rows; training.scan_rates.ScanRates.held_out: a scene's last
         panel). metrics: per element, held-out relative RMSE and r of the fast fit alone and
-        with the residual, and which MLP serves it, if any.
+        with the residual, and whether the residual serves it.
+    net, metrics, held = train_with_held_out(p, layout, held_out, ...)  # + held-out residual
     served(net, areas, sigma, rates, in_domain) -> (N, 2G) the bundle's columns
 """
 
@@ -74,11 +76,6 @@ class ResidualConfig:
     keep_gain: float = 0.01  # keep an element's residual if it lowers held-out RMSE by >= 1 %
     stats_spectra: int = 50_000  # feature statistics and the linear branch from <= this many
     refit_all: bool = True  # after choosing on the held-out pixels, train again on all
-    # the second MLP, that also sees the fast fit's areas and sigma: off by default. On the
-    # M6 (trained on m6_corpus, tested on m6_ioannis at 10 ms) it lowered Ca, Au and Hg a
-    # little more but raised As and Pb above the fast fit alone (0.89 and 0.51 against 0.78
-    # and 0.43): it learns the corpus's As/Pb mixtures, which held-out corpus pixels share.
-    fit_head: bool = False
     feature_kev: tuple[float, float] = FEATURE_KEV
     feature_bin_kev: float = FEATURE_BIN_KEV
 
@@ -103,10 +100,12 @@ class ResidualNet(nn.Module):
     """(rates on the bundle grid, fast-fit areas, sigma) -> residual (N, G) counts/s.
 
     A closed-form linear branch on (binned rates, areas) and the study's one-hidden-layer MLP
-    `body` on the sqrt features, on what the branch leaves; optionally (ResidualConfig
-    fit_head) a second MLP `body_fit` that also sees the fast fit's areas and sigma. Per
-    element, held-out pixels choose which one serves it, if any (`keep`, `keep_fit`: 0/1, at
-    most one each). In units of each output's RMS (`out_scale`)."""
+    `body` on the sqrt features, on what the branch leaves. Per element, held-out pixels
+    choose whether it serves (`keep`: 0/1). In units of each output's RMS (`out_scale`).
+    `sigma` is taken, unused, so that every residual is called alike (ResidualEnsemble).
+    (A second MLP that also saw the fast fit's areas and sigma was measured and removed: on
+    m6_ioannis at 10 ms it raised As and Pb above the fast fit alone, 0.89 and 0.51 against
+    0.78 and 0.43, having learned the corpus's As/Pb mixtures.)"""
 
     def __init__(self, start: int, stop: int, bin: int, outputs: int, hidden: int = 256) -> None:
         super().__init__()
@@ -117,14 +116,12 @@ class ResidualNet(nn.Module):
         self.register_buffer("inv_scale", torch.ones(1))
         self.register_buffer("inv_rate_scale", torch.ones(1))
         self.register_buffer("out_scale", torch.ones(g))
-        self.register_buffer("keep", torch.zeros(g))  # served by `body`
-        self.register_buffer("keep_fit", torch.zeros(g))  # served by `body_fit`
+        self.register_buffer("keep", torch.zeros(g))  # 1: the residual serves the element
         self.linear = nn.Linear(f + g, g)
         nn.init.zeros_(self.linear.weight)
         nn.init.zeros_(self.linear.bias)
         self.linear.requires_grad_(False)
         self.body = Stack([f, hidden, g])
-        self.body_fit = Stack([f + 2 * g, hidden, g])
 
     @property
     def features(self) -> int:
@@ -134,13 +131,20 @@ class ResidualNet(nn.Module):
         x = rates[:, self.start:self.stop]
         return x.reshape(x.shape[0], self.features, self.bin).sum(-1)
 
-    def inputs(self, binned: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
-               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(linear branch's, body's, body_fit's) inputs."""
-        a, s = areas / self.out_scale, sigma / self.out_scale
+    @property
+    def serves(self) -> torch.Tensor:
+        """(G,) bool: the elements this residual changes."""
+        return self.keep > 0
+
+    def parts(self) -> list[tuple[ResidualNet, torch.Tensor]]:
+        """[(net, weight (G,) on its output)]: what the bundle graph computes."""
+        return [(self, torch.ones_like(self.keep))]
+
+    def inputs(self, binned: torch.Tensor, areas: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(linear branch's, body's) inputs."""
         f = (torch.sqrt(torch.relu(binned)) - self.mean) * self.inv_scale
-        return (torch.cat([binned * self.inv_rate_scale, a], dim=1), f,
-                torch.cat([f, a, s], dim=1))
+        return torch.cat([binned * self.inv_rate_scale, areas / self.out_scale], dim=1), f
 
     def forward(self, rates: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
                 ) -> torch.Tensor:
@@ -148,10 +152,8 @@ class ResidualNet(nn.Module):
 
     def from_binned(self, binned: torch.Tensor, areas: torch.Tensor, sigma: torch.Tensor
                     ) -> torch.Tensor:
-        x_lin, f, fas = self.inputs(binned, areas, sigma)
-        lin = self.linear(x_lin)
-        res = (lin + self.body(f)) * self.keep + (lin + self.body_fit(fas)) * self.keep_fit
-        return res * self.out_scale
+        x_lin, f = self.inputs(binned, areas)
+        return (self.linear(x_lin) + self.body(f)) * self.keep * self.out_scale
 
     def arch(self) -> dict:
         return {"start": self.start, "stop": self.stop, "bin": self.bin,
@@ -192,7 +194,7 @@ def prepare(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.ndarray
                     np.asarray(targets, np.float32))
 
 
-def _held_mask(n: int, held_out: np.ndarray | float) -> np.ndarray:
+def held_mask(n: int, held_out: np.ndarray | float) -> np.ndarray:
     if isinstance(held_out, float | int) and not isinstance(held_out, bool):
         mask = np.zeros(n, bool)
         mask[n - max(1, round(n * float(held_out))):] = True
@@ -241,29 +243,24 @@ def _setup_net(p: Prepared, idx: np.ndarray, layout: tuple[int, int, int],
 
 
 @torch.no_grad()
-def _heads(net: ResidualNet, p: Prepared, idx: np.ndarray, batch: int = 8192
-           ) -> tuple[np.ndarray, np.ndarray]:
-    """(len(idx), G) residuals in counts/s of (linear + body, linear + body_fit)."""
+def _unkept(net: ResidualNet, p: Prepared, idx: np.ndarray, batch: int = 8192) -> np.ndarray:
+    """(len(idx), G) residuals in counts/s of linear + body, every element."""
     net.eval()
-    a, b = [], []
+    out = []
     for i in range(0, len(idx), batch):
-        j = idx[i:i + batch]
-        x_lin, f, fas = net.inputs(*(torch.from_numpy(x[j]) for x in (p.binned, p.areas,
-                                                                       p.sigma)))
-        lin = net.linear(x_lin)
-        a.append(((lin + net.body(f)) * net.out_scale).numpy())
-        b.append(((lin + net.body_fit(fas)) * net.out_scale).numpy())
-    return np.concatenate(a), np.concatenate(b)
+        x_lin, f = net.inputs(*(torch.from_numpy(x[idx[i:i + batch]])
+                                for x in (p.binned, p.areas)))
+        out.append(((net.linear(x_lin) + net.body(f)) * net.out_scale).numpy())
+    return np.concatenate(out)
 
 
-def _train_heads(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualConfig,
+def _train_body(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualConfig,
                  on_epoch: Callable[[int], None], progress: bool) -> None:
-    """Both MLPs on what the linear branch leaves, AdamW + one-cycle over cfg.epochs;
+    """The MLP on what the linear branch leaves, AdamW + one-cycle over cfg.epochs;
     on_epoch(epoch) after each (evaluation, snapshots)."""
-    t = [torch.from_numpy(x) for x in (p.binned, p.areas, p.sigma)]
+    t = [torch.from_numpy(x) for x in (p.binned, p.areas)]
     goal = torch.from_numpy(((p.targets - p.areas) / net.out_scale.numpy()).astype(np.float32))
-    params = [*net.body.parameters(), *(net.body_fit.parameters() if cfg.fit_head else [])]
-    groups: list[dict] = [{"params": params}]
+    groups: list[dict] = [{"params": list(net.body.parameters())}]
     if cfg.linear_wd is not None:
         net.linear.requires_grad_(True)
         groups.append({"params": list(net.linear.parameters()), "weight_decay": cfg.linear_wd})
@@ -278,11 +275,9 @@ def _train_heads(net: ResidualNet, p: Prepared, idx: np.ndarray, cfg: ResidualCo
         perm = idx_t[torch.randperm(len(idx), generator=gen)]
         for i in range(0, len(idx), cfg.batch):
             j = perm[i:i + cfg.batch]
-            x_lin, f, fas = net.inputs(t[0][j], t[1][j], t[2][j])
+            x_lin, f = net.inputs(t[0][j], t[1][j])
             left = goal[j] - net.linear(x_lin)  # a gradient only with cfg.linear_wd
             loss = ((net.body(f) - left) ** 2).mean()
-            if cfg.fit_head:
-                loss = loss + ((net.body_fit(fas) - left) ** 2).mean()
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -302,8 +297,8 @@ def train_residual(fit: FitFn, rates: np.ndarray | SpectraRows, live_time_s: np.
                    outputs: tuple[str, ...] | None = None, grid: EnergyGrid,
                    cfg: ResidualConfig = ResidualConfig(), progress: bool = True
                    ) -> tuple[ResidualNet, dict]:
-    """Train on the training pixels; on the held-out ones choose each MLP's epoch (least
-    held-out error) and, per element, which MLP serves it, if any (module docstring); then,
+    """Train on the training pixels; on the held-out ones choose the epoch (least held-out
+    error) and the elements the residual serves (module docstring); then,
     with cfg.refit_all, train again on every pixel and keep those epochs and choices.
     `grid`: the bundle grid `rates` are on; `outputs`: the fit's column names (metrics).
     Returns (net in eval mode, metrics: held-out errors of the fast fit alone and with the
@@ -318,60 +313,62 @@ def train_prepared(p: Prepared, layout: tuple[int, int, int], *,
                    cfg: ResidualConfig = ResidualConfig(), progress: bool = True
                    ) -> tuple[ResidualNet, dict]:
     """train_residual on pixels already `prepare`d (one fast fit for several trainings)."""
+    net, metrics, _ = train_with_held_out(p, layout, held_out=held_out, outputs=outputs,
+                                          cfg=cfg, progress=progress)
+    return net, metrics
+
+
+def train_with_held_out(p: Prepared, layout: tuple[int, int, int], *,
+                        held_out: np.ndarray | float = 0.2,
+                        outputs: tuple[str, ...] | None = None,
+                        cfg: ResidualConfig = ResidualConfig(), progress: bool = True
+                        ) -> tuple[ResidualNet, dict, np.ndarray]:
+    """train_prepared, and the residual it chose on the held-out pixels (before the refit on
+    every pixel: what training.residual_ensemble combines), (held-out pixels, G) counts/s."""
     setup(cfg.seed, cfg.threads)
     g = p.areas.shape[1]
     outputs = tuple(outputs or (f"out{j}" for j in range(g)))
-    held = _held_mask(len(p.live), held_out)
+    held = held_mask(len(p.live), held_out)
     tr, ho = np.nonzero(~held)[0], np.nonzero(held)[0]
     truth, areas = p.targets[ho].astype(np.float64), p.areas[ho].astype(np.float64)
     net = _setup_net(p, tr, layout, cfg)
-    per_epoch: list[tuple[np.ndarray, np.ndarray]] = []  # held-out residuals of both heads
-    snaps: list[dict[str, dict]] = []  # both heads' weights after each epoch
+    per_epoch: list[np.ndarray] = []  # held-out residuals after each epoch
+    snaps: list[dict[str, dict]] = []  # the weights after each epoch
 
     def snapshot(epoch: int) -> None:  # `net` read at call time: the refit's too
         snaps.append({k: {n: v.clone() for n, v in getattr(net, k).state_dict().items()}
-                      for k in ("linear", "body", "body_fit")})
+                      for k in ("linear", "body")})
 
     def record(epoch: int) -> None:
-        per_epoch.append(_heads(net, p, ho))
+        per_epoch.append(_unkept(net, p, ho))
         snapshot(epoch)
 
-    _train_heads(net, p, tr, cfg, record, progress)
-    mse = np.array([[((areas + r - truth) ** 2).mean(axis=0) for r in e] for e in per_epoch])
-    best = [int(np.argmin(mse[:, h].sum(axis=1))) for h in (0, 1)]  # each head's epoch
+    _train_body(net, p, tr, cfg, record, progress)
+    mse = np.array([((areas + r - truth) ** 2).mean(axis=0) for r in per_epoch])
+    best = int(np.argmin(mse.sum(axis=1)))
     none = ((areas - truth) ** 2).mean(axis=0)
-    choice = np.zeros(g, int)  # 0 fast fit alone, 1 body, 2 body_fit
-    for j in range(g):
-        cand = [none[j], mse[best[0], 0, j], mse[best[1], 1, j] if cfg.fit_head else np.inf]
-        k = int(np.argmin(cand))
-        if k and np.sqrt(cand[k]) <= (1 - cfg.keep_gain) * np.sqrt(none[j]):
-            choice[j] = k
-    chosen = areas + np.where((choice == 1)[None], per_epoch[best[0]][0], 0.0) \
-        + np.where((choice == 2)[None], per_epoch[best[1]][1], 0.0)
+    keep = np.sqrt(mse[best]) <= (1 - cfg.keep_gain) * np.sqrt(none)
+    chosen = np.where(keep[None], per_epoch[best], 0.0)
     metrics = {
         "held_out": {"spectra": len(ho), "train_spectra": len(tr),
                      "fast_fit": element_table(truth, areas, outputs),
-                     "fast_fit+residual": element_table(truth, chosen, outputs)},
-        "residual_kept": {e: bool(c) for e, c in zip(outputs, choice, strict=True)},
-        "residual_head": {e: ("none", "spectrum", "spectrum+fit")[c]
-                          for e, c in zip(outputs, choice, strict=True)},
-        "epochs": {"spectrum": best[0] + 1, "spectrum+fit": best[1] + 1},
-        "held_out_mse_by_epoch": mse.sum(axis=2).tolist(),
+                     "fast_fit+residual": element_table(truth, areas + chosen, outputs)},
+        "residual_kept": {e: bool(k) for e, k in zip(outputs, keep, strict=True)},
+        "epochs": best + 1,
+        "held_out_mse_by_epoch": mse.sum(axis=1).tolist(),
         "refit_on_all_pixels": bool(cfg.refit_all),
         "live_time_s": [float(p.live.min()), float(p.live.max())], "config": cfg.to_dict(),
     }
-    if cfg.refit_all:  # the same recipe on every pixel, each head kept at its chosen epoch
+    if cfg.refit_all:  # the same recipe on every pixel, kept at the chosen epoch
         net = _setup_net(p, np.arange(len(p.live)), layout, cfg)
         snaps.clear()
-        _train_heads(net, p, np.arange(len(p.live)), cfg, snapshot, progress)
-    net.linear.load_state_dict(snaps[best[0]]["linear"])  # moved only with cfg.linear_wd
+        _train_body(net, p, np.arange(len(p.live)), cfg, snapshot, progress)
+    net.linear.load_state_dict(snaps[best]["linear"])  # moved only with cfg.linear_wd
     net.linear.requires_grad_(False)
-    net.body.load_state_dict(snaps[best[0]]["body"])
-    net.body_fit.load_state_dict(snaps[best[1]]["body_fit"])
+    net.body.load_state_dict(snaps[best]["body"])
     with torch.no_grad():
-        net.keep.copy_(torch.from_numpy((choice == 1).astype(np.float32)))
-        net.keep_fit.copy_(torch.from_numpy((choice == 2).astype(np.float32)))
-    return net.eval(), metrics
+        net.keep.copy_(torch.from_numpy(keep.astype(np.float32)))
+    return net.eval(), metrics, chosen.astype(np.float32)
 
 
 @torch.no_grad()
